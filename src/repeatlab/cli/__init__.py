@@ -1,0 +1,1 @@
+"""The ``repeatlab`` command: a thin typer layer over the public Python API."""

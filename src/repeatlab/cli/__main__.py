@@ -1,0 +1,22 @@
+"""Entry point of the ``repeatlab`` command; each subcommand group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="repeatlab",
+    help="Study what repeated data does to language models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Subcommand registration: one line per module (keep sorted).
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
