@@ -1,0 +1,29 @@
+"""Small helpers shared by CLI commands: token-count parsing and table rendering."""
+
+from __future__ import annotations
+
+import re
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+
+
+def parse_count(text: str) -> int:
+    """Parse a token or parameter count such as ``1000000``, ``1e6``, ``10M`` or ``2.5B``."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*", text.lower())
+    if not match:
+        raise ValueError(f"cannot read {text!r} as a count; write e.g. 1000000, 1e6, 10M or 2.5B")
+    return int(round(float(match.group(1)) * _SUFFIX[match.group(2)]))
+
+
+def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)

@@ -1,0 +1,76 @@
+"""``repeatlab data``: prepare a corpus, build repetition mixtures, show what is on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from repeatlab.cli.common import console, parse_count, print_rows
+from repeatlab.cli.errors import user_errors
+from repeatlab.data.mixture import MixtureSpec, make_mixture
+from repeatlab.data.prepare import PrepareConfig, prepare_dataset
+from repeatlab.data.summary import summarize_mixture, summarize_path, summarize_prepared
+
+app = typer.Typer(help="Prepare corpora and build exact repetition mixtures.", no_args_is_help=True)
+
+
+@app.command()
+@user_errors
+def prepare(
+    source: Annotated[str, typer.Argument(help="builtin, a .txt/.jsonl/.parquet file, a directory, or hf:PATH")],
+    out: Annotated[Path, typer.Option(help="Directory to create")],
+    tokenizer: Annotated[str, typer.Option(help="bpe or byte")] = "bpe",
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size")] = 8192,
+    context: Annotated[int, typer.Option(help="Tokens per sequence")] = 256,
+    test_fraction: Annotated[float, typer.Option(help="Share of documents held out for test")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the document split")] = 0,
+    text_field: Annotated[str, typer.Option(help="Text field of JSONL/Parquet/hf sources")] = "text",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out")] = False,
+) -> None:
+    """Split a corpus by document, train a tokenizer, and write packed token memmaps."""
+    if tokenizer not in ("bpe", "byte"):
+        raise ValueError(f"--tokenizer must be bpe or byte, got {tokenizer!r}")
+    config = PrepareConfig(
+        source=source,
+        text_field=text_field,
+        tokenizer=tokenizer,  # type: ignore[arg-type]  # checked above
+        vocab_size=vocab_size,
+        context=context,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+    dataset = prepare_dataset(config, out, overwrite=overwrite, progress=console.log)
+    print_rows("prepared dataset", summarize_prepared(dataset))
+
+
+@app.command()
+@user_errors
+def mix(
+    dataset_dir: Annotated[Path, typer.Argument(help="A prepared dataset directory")],
+    total_tokens: Annotated[str, typer.Option(help="Tokens seen in training, e.g. 2M")],
+    out: Annotated[Path, typer.Option(help="Mixture directory to create")],
+    repeated_fraction: Annotated[float, typer.Option(help="Share f of tokens that are repeats")] = 0.0,
+    repeated_epochs: Annotated[int, typer.Option(help="Times E each repeated sequence is seen")] = 1,
+    unique_tokens: Annotated[str | None, typer.Option(help="Data-constrained: U unique tokens")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of subset choice and order")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out")] = False,
+) -> None:
+    """Build a control, repeated-subset (f, E) or data-constrained (U) mixture over a prepared dataset."""
+    spec = MixtureSpec(
+        total_tokens=parse_count(total_tokens),
+        repeated_fraction=repeated_fraction,
+        repeated_epochs=repeated_epochs,
+        unique_tokens=parse_count(unique_tokens) if unique_tokens is not None else None,
+        seed=seed,
+    )
+    mixture = make_mixture(dataset_dir, spec, out, overwrite=overwrite)
+    print_rows(f"mixture written to {out}", summarize_mixture(mixture))
+
+
+@app.command()
+@user_errors
+def show(path: Annotated[Path, typer.Argument(help="A prepared dataset or mixture directory")]) -> None:
+    """Print a human summary of a prepared dataset or a mixture."""
+    print_rows(str(path), summarize_path(path))

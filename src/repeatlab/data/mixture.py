@@ -1,0 +1,199 @@
+"""Exact repetition mixtures: an *order* over training-pool sequences, with a record of repeats.
+
+Nothing is copied: a mixture is ``order.npy`` (sequence ids into the training pool, in training
+order) plus ``repeated_ids.npy`` and ``manifest.json``. Three kinds:
+
+- control: ``T`` tokens of distinct sequences, each seen once.
+- repeated (Hernandez et al. 2022): a repeated subset of ``f*T/E`` tokens seen ``E`` times each, plus
+  ``(1-f)*T`` tokens of other sequences seen once, shuffled together with a seeded permutation.
+- data-constrained (Muennighoff et al. 2023): ``U`` unique tokens repeated for ``R = T/U`` epochs,
+  reshuffled every epoch; the last epoch may be partial.
+
+Rounding: every token count is rounded to whole sequences of ``context`` tokens (round half to
+even). The repeated subset is ``round(f*T/E / context)`` sequences, so its size is within half a
+sequence of the request and the achieved repeated fraction is reported in the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from repeatlab.config import to_dict
+from repeatlab.data.prepared import PreparedDataset, load_prepared
+from repeatlab.io import atomic_directory, atomic_save_npy, read_json, write_json
+
+MixtureKind = Literal["control", "repeated", "data_constrained"]
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(kw_only=True, frozen=True)
+class MixtureSpec:
+    """What to train on: total tokens and how they repeat."""
+
+    total_tokens: int
+    """Tokens seen in training (T), rounded to whole sequences."""
+    repeated_fraction: float = 0.0
+    """Share f of the T tokens that are repeats of the repeated subset (0 = control)."""
+    repeated_epochs: int = 1
+    """Times E each repeated-subset sequence is seen."""
+    unique_tokens: int | None = None
+    """Set for a data-constrained mixture: U unique tokens repeated for T/U epochs."""
+    seed: int = 0
+    """Seed of subset choice and order."""
+
+    def __post_init__(self) -> None:
+        if self.total_tokens <= 0:
+            raise ValueError(f"total_tokens must be positive, got {self.total_tokens}")
+        if not 0.0 <= self.repeated_fraction < 1.0:
+            raise ValueError(f"repeated_fraction must be in [0, 1), got {self.repeated_fraction}")
+        if self.repeated_epochs < 1:
+            raise ValueError(f"repeated_epochs must be at least 1, got {self.repeated_epochs}")
+        if self.unique_tokens is not None:
+            if self.unique_tokens <= 0:
+                raise ValueError(f"unique_tokens must be positive, got {self.unique_tokens}")
+            if self.repeated_fraction > 0:
+                raise ValueError("give either unique_tokens (data-constrained) or repeated_fraction, not both")
+
+    @property
+    def kind(self) -> MixtureKind:
+        if self.unique_tokens is not None:
+            return "data_constrained"
+        return "repeated" if self.repeated_fraction > 0 else "control"
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A built mixture: the training order, the repeated subset, and its manifest."""
+
+    order: np.ndarray
+    """int64 sequence ids into the training pool, in training order."""
+    repeated_ids: np.ndarray
+    """Sorted int64 ids of the repeated subset (data-constrained: every id seen more than once)."""
+    manifest: dict[str, Any]
+
+    @property
+    def context(self) -> int:
+        return int(self.manifest["context"])
+
+    @property
+    def n_sequences(self) -> int:
+        return len(self.order)
+
+
+def build_mixture(dataset: PreparedDataset, spec: MixtureSpec) -> Mixture:
+    """Choose sequences and their order; raise ``ValueError`` if the pool cannot supply them."""
+    context, pool = dataset.context, dataset.n_sequences("train")
+    n_total = _whole_sequences(spec.total_tokens, context, "total_tokens")
+    rng = np.random.default_rng(spec.seed)
+    if spec.kind == "data_constrained":
+        n_unique = _whole_sequences(spec.unique_tokens or 0, context, "unique_tokens")
+        _check_pool(n_unique, pool, context)
+        ids = rng.choice(pool, size=n_unique, replace=False)
+        n_epochs = -(-n_total // n_unique)
+        order = np.concatenate([rng.permutation(ids) for _ in range(n_epochs)])[:n_total]
+        subset = np.flatnonzero(np.bincount(order, minlength=pool) > 1)  # every id seen more than once
+    else:
+        n_repeated = 0
+        if spec.kind == "repeated":
+            subset_tokens = spec.repeated_fraction * n_total * context / spec.repeated_epochs
+            n_repeated = int(round(subset_tokens / context))
+            if n_repeated < 1:
+                raise ValueError(
+                    f"the repeated subset (f*T/E = {subset_tokens:,.0f} tokens) is smaller than one sequence of "
+                    f"{context} tokens; raise total_tokens or repeated_fraction, or lower repeated_epochs"
+                )
+        n_once = n_total - n_repeated * spec.repeated_epochs
+        if n_once < 0:
+            raise ValueError(
+                f"{n_repeated} repeated sequences x {spec.repeated_epochs} epochs exceed the {n_total} sequences "
+                f"of the mixture after rounding; lower repeated_fraction or raise total_tokens"
+            )
+        _check_pool(n_repeated + n_once, pool, context)
+        chosen = rng.choice(pool, size=n_repeated + n_once, replace=False)
+        subset = chosen[:n_repeated]
+        order = np.concatenate([np.repeat(subset, spec.repeated_epochs), chosen[n_repeated:]])
+        rng.shuffle(order)
+    order = order.astype(np.int64)
+    repeated_ids = np.sort(subset).astype(np.int64)
+    counts = np.bincount(order, minlength=pool)
+    n_distinct = int((counts > 0).sum())
+    manifest = {
+        "kind": spec.kind,
+        "spec": to_dict(spec),
+        "context": context,
+        "n_sequences": int(n_total),
+        "total_tokens": int(n_total * context),
+        "unique_tokens": n_distinct * context,
+        "repeated_subset_tokens": int(len(repeated_ids) * context),
+        "repeated_epochs": _epochs(spec, n_total, n_distinct),
+        "repeated_fraction": float(counts[repeated_ids].sum() / n_total) if spec.kind == "repeated" else 0.0,
+        "requested_repeated_fraction": spec.repeated_fraction,
+        "seed": spec.seed,
+        "dataset": str(Path(dataset.path).resolve()),
+        "dataset_fingerprint": dataset_fingerprint(dataset),
+    }
+    return Mixture(order=order, repeated_ids=repeated_ids, manifest=manifest)
+
+
+def _epochs(spec: MixtureSpec, n_total: int, n_distinct: int) -> float:
+    if spec.kind == "data_constrained":
+        return n_total / n_distinct
+    return float(spec.repeated_epochs) if spec.kind == "repeated" else 1.0
+
+
+def _whole_sequences(n_tokens: int, context: int, name: str) -> int:
+    n = int(round(n_tokens / context))
+    if n < 1:
+        raise ValueError(f"{name}={n_tokens:,} is less than one sequence of {context} tokens")
+    return n
+
+
+def _check_pool(n_needed: int, pool: int, context: int) -> None:
+    if n_needed > pool:
+        raise ValueError(
+            f"the mixture needs {n_needed:,} unique sequences ({n_needed * context:,} tokens) but the training pool "
+            f"holds only {pool:,} ({pool * context:,} tokens); lower total_tokens, raise repeated_fraction, "
+            f"or prepare a larger corpus"
+        )
+
+
+def dataset_fingerprint(dataset: PreparedDataset) -> str:
+    """Identify a prepared dataset's contents, so a mixture cannot silently point at another one."""
+    meta = dataset.meta
+    return f"{meta['source']}|{meta['vocab_size']}|{meta['context']}|{meta['seed']}|{meta['train']['n_tokens']}"
+
+
+def write_mixture(mixture: Mixture, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``manifest.json``, ``order.npy`` and ``repeated_ids.npy`` atomically as one directory."""
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        atomic_save_npy(tmp / "order.npy", mixture.order)
+        atomic_save_npy(tmp / "repeated_ids.npy", mixture.repeated_ids)
+        write_json(tmp / MANIFEST_FILE, mixture.manifest)
+    return Path(out)
+
+
+def make_mixture(dataset_dir: str | Path, spec: MixtureSpec, out: str | Path, *, overwrite: bool = False) -> Mixture:
+    """Build a mixture over a prepared dataset and write it to ``out``."""
+    mixture = build_mixture(load_prepared(dataset_dir), spec)
+    write_mixture(mixture, out, overwrite=overwrite)
+    return mixture
+
+
+def load_mixture(path: str | Path) -> Mixture:
+    """Read a mixture directory, checking that its files agree with each other."""
+    path = Path(path)
+    if not (path / MANIFEST_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a mixture (no {MANIFEST_FILE}); create one with 'repeatlab data mix'")
+    manifest = read_json(path / MANIFEST_FILE)
+    try:
+        order = np.load(path / "order.npy", allow_pickle=False)
+        repeated_ids = np.load(path / "repeated_ids.npy", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"mixture {path} is corrupt ({exc}); rebuild it with 'repeatlab data mix'") from None
+    if len(order) != manifest["n_sequences"]:
+        raise ValueError(f"mixture {path} is corrupt: order.npy has {len(order)} ids, manifest says {manifest['n_sequences']}")
+    return Mixture(order=order, repeated_ids=repeated_ids, manifest=manifest)

@@ -1,0 +1,105 @@
+"""A prepared dataset on disk: token memmaps for the training pool and the test split.
+
+Layout of a prepared directory::
+
+    meta.json        source, counts, vocabulary size, dtype, context, seed
+    tokenizer.json   the tokenizer used (loads in transformers.PreTrainedTokenizerFast)
+    train.bin        training-pool tokens, documents joined by end-of-text
+    test.bin         test-split tokens, same format
+
+Sequences are fixed windows over the token stream: sequence ``i`` is the ``context + 1`` tokens
+starting at ``i * context`` (inputs are the first ``context``, targets the last ``context``), so
+consecutive sequences share one boundary token and no token is wasted. Views are strided over a
+memmap, so a 10^9-token pool is never read into RAM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from repeatlab.data.tokens import TextTokenizer, load_tokenizer
+from repeatlab.io import read_json
+
+Split = Literal["train", "test"]
+META_FILE = "meta.json"
+
+
+def n_sequences_for(n_tokens: int, context: int) -> int:
+    """Number of full ``context + 1``-token windows with stride ``context`` in ``n_tokens`` tokens."""
+    return max((n_tokens - 1) // context, 0)
+
+
+def sequence_view(tokens: np.ndarray, context: int) -> np.ndarray:
+    """A zero-copy ``[n_sequences, context + 1]`` view of overlapping windows over ``tokens``."""
+    n = n_sequences_for(len(tokens), context)
+    stride = tokens.strides[0]
+    return np.lib.stride_tricks.as_strided(tokens, shape=(n, context + 1), strides=(context * stride, stride), writeable=False)
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """Read-only access to a prepared directory (see module docstring)."""
+
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def context(self) -> int:
+        return int(self.meta["context"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.meta["vocab_size"])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.meta["dtype"])
+
+    def n_sequences(self, split: Split) -> int:
+        return int(self.meta[split]["n_sequences"])
+
+    def tokens(self, split: Split) -> np.ndarray:
+        """The split's token stream as a read-only memmap (opened on first use)."""
+        if split not in self._memmaps:
+            self._memmaps[split] = self._open(split)
+        return self._memmaps[split]
+
+    def sequences(self, split: Split) -> np.ndarray:
+        """``[n_sequences, context + 1]`` strided view; index it with sequence ids to read rows."""
+        return sequence_view(self.tokens(split), self.context)
+
+    @cached_property
+    def _memmaps(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _open(self, split: Split) -> np.ndarray:
+        file = self.path / f"{split}.bin"
+        expected = int(self.meta[split]["n_tokens"]) * self.dtype.itemsize
+        if not file.is_file() or file.stat().st_size != expected or expected == 0:
+            raise ValueError(
+                f"{file} is missing or has the wrong size (expected {expected} bytes); "
+                f"the prepared dataset is corrupt: run 'repeatlab data prepare' again"
+            )
+        return np.memmap(file, dtype=self.dtype, mode="r")
+
+    @cached_property
+    def tokenizer(self) -> TextTokenizer:
+        return load_tokenizer(self.path / "tokenizer.json")
+
+
+def load_prepared(path: str | Path) -> PreparedDataset:
+    """Open a directory written by ``prepare_dataset``, with a clear error if it is not one."""
+    path = Path(path)
+    if not (path / META_FILE).is_file():
+        raise FileNotFoundError(
+            f"{path} is not a prepared dataset (no {META_FILE}); create one with 'repeatlab data prepare'"
+        )
+    meta = read_json(path / META_FILE)
+    if meta.get("kind") != "prepared":
+        raise ValueError(f"{path / META_FILE} does not describe a prepared dataset (kind={meta.get('kind')!r})")
+    return PreparedDataset(path=path, meta=meta)

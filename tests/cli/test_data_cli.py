@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from repeatlab.cli.__main__ import app
+
+runner = CliRunner()
+
+
+def _corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "c.jsonl"
+    lines = [json.dumps({"text": f"Document number {i} talks about topic {i % 7} at some length."}) for i in range(400)]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_prepare_mix_show(tmp_path: Path) -> None:
+    data, mix = tmp_path / "data", tmp_path / "mix"
+    result = runner.invoke(app, ["data", "prepare", str(_corpus(tmp_path)), "--out", str(data),
+                                 "--tokenizer", "byte", "--context", "16"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["data", "mix", str(data), "--total-tokens", "8K", "--repeated-fraction", "0.2",
+                                 "--repeated-epochs", "4", "--out", str(mix)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((mix / "manifest.json").read_text())
+    assert manifest["kind"] == "repeated" and manifest["total_tokens"] == 8000
+    result = runner.invoke(app, ["data", "show", str(mix)])
+    assert result.exit_code == 0 and "repeated" in result.output
+
+
+def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["data", "prepare", str(tmp_path / "missing.txt"), "--out", str(out)])
+    assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+    data = tmp_path / "data"
+    runner.invoke(app, ["data", "prepare", str(_corpus(tmp_path)), "--out", str(data), "--tokenizer", "byte",
+                        "--context", "16"])
+    result = runner.invoke(app, ["data", "mix", str(data), "--total-tokens", "1G", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "holds only" in result.output
+    assert not (tmp_path / "m").exists()
+    result = runner.invoke(app, ["data", "mix", str(data), "--total-tokens", "ten", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "cannot read 'ten'" in result.output
