@@ -14,6 +14,7 @@ app = typer.Typer(
 # Subcommand registration: one line per module (keep sorted).
 from repeatlab.cli import demo as _demo; app.command("demo")(_demo.demo)  # noqa: E702
 from repeatlab.cli import data as _data; app.add_typer(_data.app, name="data")  # noqa: E702
+from repeatlab.cli import models as _models; app.command("models")(_models.models)  # noqa: E702
 
 
 def main() -> None:

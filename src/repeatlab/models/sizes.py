@@ -1,0 +1,113 @@
+"""Named model sizes: the Hernandez et al. (2022) family, GPT-2 small, attention-only models and tiny CPU sizes.
+
+The registry stores every number explicitly; nothing is ever parsed out of a size name.
+
+* ``hern-{L}l``: Hernandez et al. (2022) family, ``d_model = 128 L``, 64-dim heads, so the scaling-law
+  parameter count ``N = 12 L d_model^2`` runs from 1.57M (``hern-2l``) to 805M (``hern-16l``).
+* ``gpt2-small``: the GPT-2 small shape (12 layers, d_model 768, 12 heads).
+* ``attn-only-{1,2,3}l``: attention-only models (no MLPs) as in the mechanistic section of
+  Hernandez et al. / Olsson et al. (2022), d_model 256 with four 64-dim heads.
+* ``tiny-*``: CPU sizes for tests and quick experiments (``tiny-4l`` has N = 0.79M).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from repeatlab.models.gpt import GPT, ModelConfig
+
+
+@dataclass(kw_only=True, frozen=True)
+class SizeSpec:
+    """The shape of a named size; vocabulary and context come from the data, not the size."""
+
+    n_layer: int
+    """Number of transformer blocks."""
+    d_model: int
+    """Width of the residual stream."""
+    n_head: int
+    """Attention heads per layer (d_model must be divisible by it)."""
+    mlp: bool = True
+    """Whether blocks have MLP sublayers; ``False`` for attention-only models."""
+
+    def __post_init__(self) -> None:
+        # Validates the shape with a placeholder vocabulary/context; raises ValueError naming the field.
+        ModelConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, vocab_size=1, context=1,
+                    mlp=self.mlp)
+
+
+def _hernandez(n_layer: int) -> SizeSpec:
+    return SizeSpec(n_layer=n_layer, d_model=128 * n_layer, n_head=2 * n_layer)
+
+
+SIZES: dict[str, SizeSpec] = {
+    # Tiny CPU sizes (train at ~10K tokens/s/core).
+    "tiny-1l": SizeSpec(n_layer=1, d_model=64, n_head=2),
+    "tiny-2l": SizeSpec(n_layer=2, d_model=64, n_head=2),
+    "tiny-4l": SizeSpec(n_layer=4, d_model=128, n_head=2),
+    # Tiny attention-only sizes for CPU tests of induction heads.
+    "attn-only-tiny-1l": SizeSpec(n_layer=1, d_model=64, n_head=4, mlp=False),
+    "attn-only-tiny-2l": SizeSpec(n_layer=2, d_model=64, n_head=4, mlp=False),
+    "attn-only-tiny-3l": SizeSpec(n_layer=3, d_model=64, n_head=4, mlp=False),
+    # Attention-only models of the mechanistic experiments.
+    "attn-only-1l": SizeSpec(n_layer=1, d_model=256, n_head=4, mlp=False),
+    "attn-only-2l": SizeSpec(n_layer=2, d_model=256, n_head=4, mlp=False),
+    "attn-only-3l": SizeSpec(n_layer=3, d_model=256, n_head=4, mlp=False),
+    # Hernandez et al. (2022) family: 1.57M, 5.31M, 12.6M, 24.6M, 42.5M, 101M, 197M, 340M, 540M, 805M.
+    "hern-2l": _hernandez(2),
+    "hern-3l": _hernandez(3),
+    "hern-4l": _hernandez(4),
+    "hern-5l": _hernandez(5),
+    "hern-6l": _hernandez(6),
+    "hern-8l": _hernandez(8),
+    "hern-10l": _hernandez(10),
+    "hern-12l": _hernandez(12),
+    "hern-14l": _hernandez(14),
+    "hern-16l": _hernandez(16),
+    "gpt2-small": SizeSpec(n_layer=12, d_model=768, n_head=12),
+}
+
+
+def model_config(size: str, *, vocab_size: int, context: int) -> ModelConfig:
+    """The ``ModelConfig`` of a named size for a given vocabulary and context length."""
+    spec = SIZES.get(size)
+    if spec is None:
+        raise ValueError(f"unknown model size {size!r}; valid sizes are: {', '.join(SIZES)}")
+    return ModelConfig(
+        n_layer=spec.n_layer,
+        d_model=spec.d_model,
+        n_head=spec.n_head,
+        vocab_size=vocab_size,
+        context=context,
+        mlp=spec.mlp,
+    )
+
+
+def count_params(config: ModelConfig, *, non_embedding: bool = False) -> int:
+    """Exact parameter count of ``GPT(config)``, computed on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        model = GPT(config)
+    return model.n_params(non_embedding=non_embedding)
+
+
+def list_sizes(vocab_size: int = 50257, context: int = 1024) -> list[dict[str, Any]]:
+    """One row per size: shape, the scaling-law N (``n_params_non_embedding``) and the exact total."""
+    rows = []
+    for name in SIZES:
+        config = model_config(name, vocab_size=vocab_size, context=context)
+        rows.append(
+            {
+                "name": name,
+                "n_layer": config.n_layer,
+                "d_model": config.d_model,
+                "n_head": config.n_head,
+                "d_head": config.d_head,
+                "mlp": config.mlp,
+                "n_params_non_embedding": config.n_params_non_embedding,
+                "n_params": count_params(config),
+            }
+        )
+    return rows

@@ -1,0 +1,57 @@
+"""The size registry: Hernandez et al. parameter counts, lookups and exact counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from repeatlab.models import GPT
+from repeatlab.models.sizes import SIZES, SizeSpec, count_params, list_sizes, model_config
+
+
+def test_hernandez_family_spans_1_57m_to_805m() -> None:
+    hern = {name: spec for name, spec in SIZES.items() if name.startswith("hern-")}
+    counts = [model_config(n, vocab_size=100, context=8).n_params_non_embedding for n in hern]
+    assert counts[0] == 1_572_864 and counts[-1] == 805_306_368
+    assert counts == sorted(counts) and len(counts) == 10
+    for spec in hern.values():
+        assert spec.d_model == 128 * spec.n_layer and spec.d_model // spec.n_head == 64 and spec.mlp
+
+
+def test_gpt2_small_matches_known_parameter_count() -> None:
+    assert count_params(model_config("gpt2-small", vocab_size=50257, context=1024)) == 124_439_808
+
+
+def test_tiny_cpu_size_near_0_8m() -> None:
+    assert model_config("tiny-4l", vocab_size=256, context=64).n_params_non_embedding == 786_432
+
+
+def test_attention_only_sizes() -> None:
+    for layers in (1, 2, 3):
+        for name in (f"attn-only-{layers}l", f"attn-only-tiny-{layers}l"):
+            config = model_config(name, vocab_size=100, context=8)
+            assert not config.mlp and config.n_layer == layers
+
+
+@pytest.mark.parametrize("name", ["tiny-2l", "attn-only-tiny-2l"])
+def test_count_params_matches_real_model(name: str) -> None:
+    config = model_config(name, vocab_size=77, context=32)
+    model = GPT(config)
+    assert count_params(config) == model.n_params()
+    assert count_params(config, non_embedding=True) == model.n_params(non_embedding=True)
+
+
+def test_unknown_size_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match=r"unknown model size 'hern-7l'.*hern-8l.*gpt2-small"):
+        model_config("hern-7l", vocab_size=10, context=8)
+
+
+def test_size_spec_validates() -> None:
+    with pytest.raises(ValueError, match="n_head"):
+        SizeSpec(n_layer=1, d_model=64, n_head=3)
+
+
+def test_list_sizes_rows() -> None:
+    rows = list_sizes(vocab_size=100, context=16)
+    assert [r["name"] for r in rows] == list(SIZES)
+    tiny = next(r for r in rows if r["name"] == "tiny-1l")
+    assert tiny["n_params"] == count_params(model_config("tiny-1l", vocab_size=100, context=16))
