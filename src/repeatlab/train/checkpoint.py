@@ -1,0 +1,163 @@
+"""Atomic, resumable checkpoints: every stateful piece of a run stored by name in one directory per step.
+
+Layout of ``checkpoints/step_0000120/``::
+
+    model.safetensors   weights (``models.weights.save_model``: config + checksum in the header)
+    optimizer.pt        ``{name}.pt`` for every other state: optimizer, loader, progress, rng, ...
+    meta.json           step and the names stored
+
+A checkpoint is built under a temporary name and renamed into place (``io.atomic_directory``), so a
+process killed at any moment leaves either a complete checkpoint or none; the last K are kept. ``.pt``
+files hold only tensors and plain Python data and are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import random
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from repeatlab.io import atomic_directory, atomic_write_bytes, read_json, write_json
+from repeatlab.models.gpt import GPT
+from repeatlab.models.weights import load_model, save_model
+
+_STEP_DIR = re.compile(r"step_(\d{7,})")
+
+
+class Stateful(Protocol):
+    """Anything that must survive a restart."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class RNGState:
+    """The Python, NumPy and torch (CPU and every CUDA device) random generators, as one stateful."""
+
+    def state_dict(self) -> dict[str, Any]:
+        version, mt, gauss = random.getstate()
+        name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+        state: dict[str, Any] = {
+            "python": [version, list(mt), gauss],
+            "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, cached],
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        version, mt, gauss = state["python"]
+        random.setstate((version, tuple(mt), gauss))
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+class Checkpointer:
+    """Saves every ``every`` steps and at ``final_step``; keeps the last ``keep``; finds and restores the latest.
+
+    Only the writing process (rank 0) passes ``write=True``; every process can restore.
+    """
+
+    def __init__(self, directory: Path, *, every: int, keep: int, final_step: int, write: bool = True) -> None:
+        self.directory, self.every, self.keep = Path(directory), every, keep
+        self.final_step, self.write = final_step, write
+        if write:
+            self._remove_leftovers()
+
+    def steps(self) -> list[int]:
+        """Steps of the complete checkpoints, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = (_STEP_DIR.fullmatch(p.name) for p in self.directory.iterdir() if p.is_dir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def latest(self) -> int | None:
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    def path(self, step: int) -> Path:
+        return self.directory / step_dir_name(step)
+
+    def maybe_save(self, step: int, states: Callable[[], Mapping[str, Stateful]]) -> bool:
+        """Save ``states()`` if ``step`` is on the schedule (a multiple of ``every``, or the final step).
+
+        ``states`` is called only when saving, so preparing them (syncing counters) costs nothing otherwise.
+        """
+        if step % self.every == 0 or step == self.final_step:
+            self.save(step, states())
+            return True
+        return False
+
+    def save(self, step: int, states: Mapping[str, Stateful]) -> Path:
+        """Write all ``states`` by name as one atomic directory, then drop checkpoints beyond the last K."""
+        target = self.path(step)
+        if not self.write:
+            return target
+        with atomic_directory(target, overwrite=True) as tmp:
+            for name, obj in states.items():
+                if isinstance(obj, GPT):
+                    save_model(obj, tmp / f"{name}.safetensors")
+                else:
+                    buffer = io.BytesIO()
+                    torch.save(obj.state_dict(), buffer)
+                    atomic_write_bytes(tmp / f"{name}.pt", buffer.getvalue())
+            write_json(tmp / "meta.json", {"step": step, "states": sorted(states)})
+        for old in self.steps()[: -self.keep]:
+            self._remove(self.path(old))
+        return target
+
+    def load(self, step: int, states: Mapping[str, Stateful], *, device: torch.device) -> None:
+        """Restore every state from the checkpoint of ``step``, with a clear error if one is missing or corrupt."""
+        path = self.path(step)
+        try:
+            meta = read_json(path / "meta.json")
+        except (FileNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"checkpoint {path} is incomplete or corrupt ({exc}); delete it to resume from an older one"
+            ) from None
+        missing = sorted(set(states) - set(meta.get("states", [])))
+        if missing:
+            raise ValueError(
+                f"checkpoint {path} lacks the state(s) {missing}; it was written by another trainer version"
+            )
+        for name, obj in states.items():
+            if isinstance(obj, GPT):
+                weights = load_model(path / f"{name}.safetensors", expected=obj.config, device=device)
+                obj.load_state_dict(weights.state_dict())
+            else:
+                try:
+                    # CPU first: RNG states must stay on the CPU; the optimizer moves its state to its parameters.
+                    state = torch.load(path / f"{name}.pt", map_location="cpu", weights_only=True)
+                except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+                    raise ValueError(f"checkpoint file {path / f'{name}.pt'} is unreadable ({exc})") from None
+                obj.load_state_dict(state)
+
+    def _remove(self, path: Path) -> None:
+        # Rename first, so a kill during the (non-atomic) delete never leaves a half checkpoint under a valid name.
+        trash = path.with_name(f".{path.name}.deleting")
+        path.replace(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _remove_leftovers(self) -> None:
+        """Delete temporary and half-deleted directories left by a killed process."""
+        if self.directory.is_dir():
+            for p in self.directory.iterdir():
+                if p.name.startswith(".") and p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)

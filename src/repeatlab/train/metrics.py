@@ -1,0 +1,105 @@
+"""Evaluation losses on fixed samples, and the ``metrics.jsonl`` log of a run.
+
+Evaluation must stay cheap next to training, so it reads a fixed, seeded sample of the clean test split
+and of the repeated subset (the same sequences at every step, so curves are comparable), in eval mode
+and without gradients. Under DDP each process evaluates every ``world_size``-th batch and the sums are
+all-reduced.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from repeatlab.data.loader import Batch, repeated_subset_batches, test_batches
+from repeatlab.data.mixture import Mixture
+from repeatlab.data.prepared import PreparedDataset
+from repeatlab.io import append_jsonl, read_jsonl, rewrite_jsonl
+from repeatlab.train.distributed import World
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class Evaluator:
+    """Mean next-token loss on the test sample and the repeated-subset sample."""
+
+    def __init__(
+        self,
+        dataset: PreparedDataset,
+        mixture: Mixture,
+        world: World,
+        *,
+        test_sequences: int,
+        repeated_sequences: int,
+        batch_sequences: int,
+        seed: int,
+    ) -> None:
+        self.world = world
+        self.test = list(test_batches(dataset, batch_size=batch_sequences, max_sequences=test_sequences, seed=seed))
+        has_repeats = len(mixture.repeated_ids) > 0 and repeated_sequences > 0
+        self.repeated = (
+            list(
+                repeated_subset_batches(
+                    dataset, mixture, batch_size=batch_sequences, max_sequences=repeated_sequences, seed=seed
+                )
+            )
+            if has_repeats
+            else None
+        )
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float | None]:
+        """``{"test_loss": ..., "repeated_loss": ... or None for a control}``; restores train mode."""
+        was_training = model.training
+        model.eval()
+        try:
+            return {
+                "test_loss": self._mean_loss(model, self.test),
+                "repeated_loss": self._mean_loss(model, self.repeated) if self.repeated is not None else None,
+            }
+        finally:
+            model.train(was_training)
+
+    def _mean_loss(self, model: nn.Module, batches: Iterable[Batch]) -> float:
+        world = self.world
+        total = torch.zeros((), dtype=torch.float64, device=world.device)
+        count = 0
+        for i, batch in enumerate(batches):
+            if i % world.world_size != world.rank:
+                continue
+            inputs = batch.inputs.to(world.device, non_blocking=True)
+            targets = batch.targets.to(world.device, non_blocking=True)
+            with world.autocast():
+                logits = model(inputs)  # [B, T, V]
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
+            total += loss.double()
+            count += targets.numel()
+        summed, n = world.all_reduce_sum([total.item(), float(count)])
+        return summed / n if n else math.nan
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one record per evaluation, appended atomically; only the main process writes."""
+
+    def __init__(self, run_dir: Path, *, write: bool = True) -> None:
+        self.path, self.write = Path(run_dir) / METRICS_FILE, write
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self.write:
+            append_jsonl(self.path, record)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past ``step`` (written after the checkpoint a run resumes from), so none repeats."""
+        if not self.write or not self.path.exists():
+            return
+        # Always rewritten: this also drops a half-written last line, which a later append would extend.
+        rewrite_jsonl(self.path, [r for r in self.records() if r["step"] <= step])

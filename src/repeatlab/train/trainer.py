@@ -1,0 +1,226 @@
+"""The pieces of a training run and its two operations: ``train_step`` and ``maybe_eval``.
+
+``Trainer`` owns the model, the AdamW optimizer, the data loader, the evaluator and the progress
+counters; each is built by a small factory below. The learning rate is a pure function of the step
+(``train.schedule``) and the batch of a step a pure function of the step (``data.loader``), so a
+restored ``Trainer`` continues exactly where the saved one stopped. ``train.run`` drives the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from repeatlab.data.loader import MixtureLoader
+from repeatlab.data.mixture import Mixture
+from repeatlab.data.prepared import PreparedDataset
+from repeatlab.models.gpt import GPT, ModelConfig
+from repeatlab.models.sizes import model_config
+from repeatlab.train.checkpoint import RNGState, Stateful
+from repeatlab.train.config import OptimConfig, RunConfig
+from repeatlab.train.distributed import World
+from repeatlab.train.memory import check_memory
+from repeatlab.train.metrics import Evaluator
+from repeatlab.train.plan import BatchPlan, plan_batches
+from repeatlab.train.schedule import eval_steps, learning_rate
+
+# Losses stay on the device between checks (no per-step sync on GPU); check at least this often.
+_MAX_PENDING_LOSSES = 32
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite; the message names the step."""
+
+
+@dataclass
+class Progress:
+    """Counters that advance with training and must survive a restart."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    wall_time_s: float = 0.0
+    """Wall-clock seconds of the run (training, evaluation and checkpointing), summed over restarts."""
+    train_time_s: float = 0.0
+    """Seconds spent in training steps only (excludes evaluation and checkpoints)."""
+    loss_sum: float = 0.0
+    """Sum of per-step training losses since the last evaluation."""
+    loss_steps: int = 0
+    tokens_at_eval: int = 0
+    train_time_at_eval: float = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def build_model(config: RunConfig, dataset: PreparedDataset, world: World) -> GPT:
+    """A freshly initialised model, seeded on the CPU so every device and process starts identically."""
+    shape: ModelConfig = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
+    torch.manual_seed(config.train.seed)
+    return GPT(shape).to(world.device)
+
+
+def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices and embeddings only; the fused kernel on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, fused=device.type == "cuda" or None
+    )
+
+
+def wrap_model(model: GPT, world: World, *, compile: bool) -> tuple[nn.Module, DistributedDataParallel | None]:
+    """The module the training step calls (DDP across processes, then ``torch.compile`` if asked), and the
+    DDP wrapper itself (whose ``no_sync`` skips the gradient all-reduce between accumulation steps)."""
+    ddp = None
+    module: nn.Module = model
+    if world.distributed:
+        ddp = DistributedDataParallel(model, device_ids=[world.device.index] if world.device.type == "cuda" else None)
+        module = ddp
+    if compile:
+        module = cast(nn.Module, torch.compile(module))
+    return module, ddp
+
+
+class Trainer:
+    """Model, optimizer, data and counters of one run (see the module docstring)."""
+
+    def __init__(self, config: RunConfig, world: World, *, dataset: PreparedDataset, mixture: Mixture) -> None:
+        self.config, self.world = config, world
+        self.plan: BatchPlan = plan_batches(
+            config.train, context=dataset.context, world_size=world.world_size, n_sequences=mixture.n_sequences
+        )
+        self.loader = MixtureLoader(dataset, mixture, batch_size=self.plan.batch_sequences)
+        self.model = build_model(config, dataset, world)
+        check_memory(self.model, self.plan, world)  # before DDP: the probe runs a bare backward pass
+        self.module, self.ddp = wrap_model(self.model, world, compile=config.train.compile)
+        self.optimizer = build_optimizer(self.model, config.optim, world.device)
+        self.evaluator = Evaluator(
+            dataset,
+            mixture,
+            world,
+            test_sequences=config.train.eval_test_sequences,
+            repeated_sequences=config.train.eval_repeated_sequences,
+            batch_sequences=self.plan.micro_batch_sequences,
+            seed=config.train.eval_seed,
+        )
+        self.eval_at = set(eval_steps(self.plan.n_steps, n_log_evals=config.train.n_log_evals,
+                                      eval_every=config.train.eval_every))
+        self.progress, self.rng = Progress(), RNGState()
+        self._pending: list[Tensor] = []
+        self._clock = time.perf_counter()
+
+    @property
+    def step(self) -> int:
+        return self.progress.step
+
+    def states(self) -> dict[str, Stateful]:
+        """Everything a checkpoint must hold, by name, with the loss and time counters brought up to date
+        (so a diverged loss is caught before it can be saved)."""
+        self.check_losses()
+        self.tick()
+        return {"model": self.model, "optimizer": self.optimizer, "loader": self.loader, "progress": self.progress,
+                "rng": self.rng}
+
+    def train_step(self) -> None:
+        """One optimizer update on the global batch of the current step (this process's slice of it)."""
+        started = time.perf_counter()
+        step, plan = self.progress.step, self.plan
+        lr = learning_rate(step, optim=self.config.optim, n_steps=plan.n_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.loader.batch(step)
+        rows = plan.rank_slice(self.world.rank)
+        inputs = batch.inputs[rows].to(self.world.device, non_blocking=True)  # [b, T]
+        targets = batch.targets[rows].to(self.world.device, non_blocking=True)  # [b, T]
+        step_loss = torch.zeros((), device=self.world.device)
+        for i in range(plan.grad_accum):
+            micro = slice(i * plan.micro_batch_sequences, (i + 1) * plan.micro_batch_sequences)
+            loss = self._forward_backward(inputs[micro], targets[micro], sync=i == plan.grad_accum - 1)
+            step_loss += loss.detach()
+        if self.config.optim.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._pending.append(step_loss / plan.grad_accum)
+        self.progress.step = step + 1
+        self.progress.tokens_seen += plan.batch_tokens
+        self.loader.next_step = step + 1
+        if len(self._pending) >= _MAX_PENDING_LOSSES:
+            self.check_losses()
+        self.progress.train_time_s += time.perf_counter() - started
+
+    def _forward_backward(self, inputs: Tensor, targets: Tensor, *, sync: bool) -> Tensor:
+        """Loss of one micro-batch, backpropagated with the 1/grad_accum scale; DDP all-reduces on ``sync``."""
+        with self.ddp.no_sync() if self.ddp is not None and not sync else contextlib.nullcontext():
+            with self.world.autocast():
+                logits = self.module(inputs)  # [b, T, V]
+                loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            (loss / self.plan.grad_accum).backward()
+        return loss
+
+    def check_losses(self) -> None:
+        """Move pending losses to the host (averaged over processes); raise if one is not finite."""
+        if not self._pending:
+            return
+        started = time.perf_counter()
+        losses = torch.stack(self._pending).double()  # [n_pending]
+        self._pending = []
+        if self.world.distributed:
+            torch.distributed.all_reduce(losses)
+            losses /= self.world.world_size
+        values = losses.tolist()
+        first_step = self.progress.step - len(values) + 1
+        for offset, value in enumerate(values):
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"the training loss became {value} at step {first_step + offset}; training stopped at step "
+                    f"{self.progress.step} and nothing after the last checkpoint was saved. Lower optim.lr or "
+                    f"raise optim.warmup_steps, then start again (the run resumes from its last good checkpoint)"
+                )
+        self.progress.loss_sum += sum(values)
+        self.progress.loss_steps += len(values)
+        self.progress.train_time_s += time.perf_counter() - started
+
+    def maybe_eval(self) -> dict[str, Any] | None:
+        """Evaluate at scheduled steps; returns the metrics record (or ``None`` off the schedule)."""
+        if self.progress.step not in self.eval_at:
+            return None
+        self.check_losses()
+        p = self.progress
+        losses = self.evaluator.evaluate(self.model)
+        tokens = p.tokens_seen - p.tokens_at_eval
+        seconds = p.train_time_s - p.train_time_at_eval
+        record = {
+            "step": p.step,
+            "tokens_seen": p.tokens_seen,
+            "train_loss": p.loss_sum / p.loss_steps if p.loss_steps else None,
+            **losses,
+            "lr": learning_rate(max(p.step - 1, 0), optim=self.config.optim, n_steps=self.plan.n_steps),
+            "wall_time_s": round(self.tick(), 3),
+            "train_time_s": round(p.train_time_s, 3),
+            "tokens_per_s": round(tokens / seconds, 1) if tokens and seconds > 0 else None,
+        }
+        p.loss_sum, p.loss_steps, p.tokens_at_eval, p.train_time_at_eval = 0.0, 0, p.tokens_seen, p.train_time_s
+        return record
+
+    def tick(self) -> float:
+        """Add the wall time since the last call to ``progress.wall_time_s`` and return the total."""
+        now = time.perf_counter()
+        self.progress.wall_time_s += now - self._clock
+        self._clock = now
+        return self.progress.wall_time_s
