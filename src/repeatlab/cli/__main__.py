@@ -12,10 +12,13 @@ app = typer.Typer(
 )
 
 # Subcommand registration: one line per module (keep sorted).
+from repeatlab.cli import audit as _audit; app.command("audit")(_audit.audit)  # noqa: E702
 from repeatlab.cli import demo as _demo; app.command("demo")(_demo.demo)  # noqa: E702
 from repeatlab.cli import data as _data; app.add_typer(_data.app, name="data")  # noqa: E702
 from repeatlab.cli import export as _export; app.command("export")(_export.export)  # noqa: E702
+from repeatlab.cli import laws as _laws; app.add_typer(_laws.app, name="laws")  # noqa: E702
 from repeatlab.cli import models as _models; app.command("models")(_models.models)  # noqa: E702
+from repeatlab.cli import plan as _plan; app.command("plan")(_plan.plan)  # noqa: E702
 from repeatlab.cli import train as _train; app.command("train")(_train.train)  # noqa: E702
 
 
