@@ -19,6 +19,7 @@ from repeatlab.cli import export as _export; app.command("export")(_export.expor
 from repeatlab.cli import laws as _laws; app.add_typer(_laws.app, name="laws")  # noqa: E702
 from repeatlab.cli import models as _models; app.command("models")(_models.models)  # noqa: E702
 from repeatlab.cli import plan as _plan; app.command("plan")(_plan.plan)  # noqa: E702
+from repeatlab.cli import probe as _probe; app.command("probe")(_probe.probe)  # noqa: E702
 from repeatlab.cli import train as _train; app.command("train")(_train.train)  # noqa: E702
 
 
