@@ -24,7 +24,9 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/repeatlab demo
 
+# The report tests drive Debian's headless Chromium; the script installs it when run as root.
 test: setup
+	sh scripts/install-browser.sh
 	$(PY) -m pytest -q
 
 clean:

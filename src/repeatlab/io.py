@@ -17,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
+_FILE_MODE, _DIR_MODE = 0o644, 0o755
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; results should read like any file the user writes
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -69,6 +72,7 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; results should read like any file the user writes
     try:
         with os.fdopen(fd, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
@@ -131,7 +135,7 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
         raise FileExistsError(f"{path} already exists; choose another --out or remove it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    tmp.chmod(0o755)  # mkdtemp makes 0700; the result should read like any directory the user creates
+    tmp.chmod(_DIR_MODE)  # mkdtemp makes 0700; the result should read like any directory the user creates
     try:
         yield tmp
         if path.exists():

@@ -1,0 +1,92 @@
+"""Effective model size: inverting the controls' curve of each metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from repeatlab.report.effective import (
+    COPYING,
+    PREFIX_MATCHING,
+    TEST_LOSS,
+    ControlCurve,
+    add_effective_sizes,
+    control_curve,
+)
+
+
+def controls(params: list[float], loss) -> pd.DataFrame:
+    n = np.asarray(params, dtype=float)
+    return pd.DataFrame({"params": n, "test_loss": loss(n), "probe_prefix_matching_top": 1 - 0.6 * (2e4 / n) ** 0.3})
+
+
+def law(n):
+    return 1.8 + (3e4 / n) ** 0.35
+
+
+def test_power_fit_inverts_to_the_true_size() -> None:
+    curve = control_curve(controls([5e4, 1e5, 8e5, 3e6], law), TEST_LOSS)
+    assert isinstance(curve, ControlCurve) and curve.method == "power-law fit"
+    target = np.array([7e4, 2e5, 1e6])
+    assert curve.effective_params(law(target)) == pytest.approx(target, rel=1e-3)
+
+
+def test_controls_have_multiplier_one_and_worse_runs_less() -> None:
+    table = controls([5e4, 1e5, 8e5, 3e6], law)
+    curves = {"test": control_curve(table, TEST_LOSS)}
+    runs = table.assign(test_loss=lambda t: t["test_loss"] + np.array([0.0, 0.05, 0.0, 0.1]))
+    out = add_effective_sizes(runs, curves, (TEST_LOSS,))
+    assert out["mult_test"].iloc[0] == pytest.approx(1.0, rel=1e-3)
+    assert out["mult_test"].iloc[1] < 1 and out["mult_test"].iloc[3] < out["mult_test"].iloc[1]
+    assert set(out["method_test"]) == {"power-law fit"}
+
+
+def test_few_sizes_interpolate_and_say_so() -> None:
+    curve = control_curve(controls([5e4, 1e5, 8e5], law), TEST_LOSS)
+    assert isinstance(curve, ControlCurve) and curve.method == "interpolation" and curve.fit is None
+    # Exact at the controls, monotone between and beyond them.
+    assert curve.effective_params(law(np.array([5e4, 8e5]))) == pytest.approx([5e4, 8e5])
+    values = curve.effective_params(law(np.array([3e4, 2e5, 4e5, 2e6])))
+    assert np.all(np.diff(values) > 0)
+    assert control_curve(controls([5e4], law), TEST_LOSS) == "needs control runs of at least 2 model sizes (found 1)"
+
+
+def test_scores_that_rise_with_size_use_the_deficit() -> None:
+    table = controls([5e4, 1e5, 8e5, 3e6], law)
+    curve = control_curve(table, PREFIX_MATCHING)
+    assert isinstance(curve, ControlCurve)
+    score = table["probe_prefix_matching_top"].to_numpy()
+    assert curve.effective_params(score) == pytest.approx(table["params"], rel=1e-2)
+    assert curve.scaling is not None and curve.scaling.higher_is_better
+
+
+def test_missing_metric_gives_a_reason_and_precomputed_columns_win() -> None:
+    table = controls([5e4, 1e5, 8e5, 3e6], law)
+    assert "no probe_copying_repeated_copies_loss or probe_copying_loss column" in control_curve(table, COPYING)
+    runs = table.assign(n_eff=table["params"] / 2)
+    out = add_effective_sizes(runs, {"test": control_curve(table, TEST_LOSS)}, (TEST_LOSS,))
+    assert out["mult_test"].tolist() == pytest.approx([0.5] * 4)
+    assert set(out["method_test"]) == {"results column"}
+
+
+@pytest.mark.parametrize("names", ["collect", "agreed"])
+def test_sweep_probe_columns_under_either_name(tmp_path, synth, names: str) -> None:
+    from repeatlab.report import Analysis, load_sweep
+
+    spec = synth.SweepSpec(sizes=synth.SIZES[:3], epochs=(10, 100), probe_columns=names, with_probes=False)
+    table = Analysis(data=load_sweep(synth.write_sweep(tmp_path / "s", spec))).repeated
+    for key in ("test", "copying", "prefix_matching", "induction"):
+        assert table[f"mult_{key}"].notna().all(), key
+        assert set(table[f"method_{key}"]) == {"interpolation"}  # three sizes: no power law
+
+
+def test_effective_sizes_written_by_the_sweep_are_used(tmp_path, synth) -> None:
+    from repeatlab.report import Analysis, load_sweep
+
+    spec = synth.SweepSpec(sizes=synth.SIZES[:2], epochs=(10, 100), n_eff_columns=True)
+    table = Analysis(data=load_sweep(synth.write_sweep(tmp_path / "s", spec))).repeated
+    assert set(table["method_test"]) == {"results column"} and set(table["method_copying"]) == {"results column"}
+    expected = [synth.multiplier(n, f, e) for n, f, e in table[["params", "repeated_fraction", "repeated_epochs"]].to_numpy()]
+    assert table["mult_test"].to_numpy() == pytest.approx(expected)
+    assert table["mult_copying"].to_numpy() == pytest.approx(np.square(expected))
