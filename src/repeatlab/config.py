@@ -73,14 +73,14 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own error names the real problem
+            return _coerce(options[0], value, where)
+        for arg in options:
             try:
                 return _coerce(arg, value, where)
-            except (ConfigError, TypeError, ValueError) as exc:
-                errors.append(str(exc))
+            except (ConfigError, TypeError, ValueError):
+                continue
         raise ConfigError(f"{where}: {value!r} matches none of {tp}")
     if origin is Literal:
         if value not in get_args(tp):

@@ -21,6 +21,7 @@ from repeatlab.cli import models as _models; app.command("models")(_models.model
 from repeatlab.cli import plan as _plan; app.command("plan")(_plan.plan)  # noqa: E702
 from repeatlab.cli import probe as _probe; app.command("probe")(_probe.probe)  # noqa: E702
 from repeatlab.cli import report as _report; app.command("report")(_report.report)  # noqa: E702
+from repeatlab.cli import sweep as _sweep; app.add_typer(_sweep.app, name="sweep")  # noqa: E702
 from repeatlab.cli import train as _train; app.command("train")(_train.train)  # noqa: E702
 
 

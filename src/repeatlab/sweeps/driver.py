@@ -1,0 +1,178 @@
+"""Run a whole grid: prepare the data once, plan the runs, hand the unfinished ones to a backend, collect.
+
+``run_sweep`` can be stopped at any point (Ctrl-C, SIGKILL, a lost machine) and called again with the
+same grid and directory: finished runs are skipped, interrupted ones resume from their checkpoints, and
+the set of runs is the grid's, so nothing is lost or done twice. Failed runs are left alone unless
+``retry_failed``. Only one driver may work on a directory at a time (an ``flock`` on ``.sweep.lock``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from repeatlab.config import to_dict
+from repeatlab.data.prepare import prepare_dataset
+from repeatlab.data.prepared import META_FILE, load_prepared
+from repeatlab.io import atomic_write_text, write_json
+from repeatlab.sweeps.results import collect
+from repeatlab.sweeps.grid import GridConfig, RunSpec, expand_grid, grid_to_toml
+from repeatlab.sweeps.local import run_local
+from repeatlab.sweeps.ray_backend import run_ray
+from repeatlab.sweeps.runner import RunOutcome
+from repeatlab.sweeps.state import (
+    ERROR_FILE,
+    SPEC_FILE,
+    SWEEP_LOCK_FILE,
+    SweepDir,
+    assign_run_ids,
+    file_lock,
+    run_status,
+)
+
+Backend = Literal["local", "ray"]
+Report = Callable[[dict[str, Any]], None]
+COLLECT_EVERY_S = 60.0
+"""Rebuild ``results.parquet`` at most this often while a sweep runs (and always at its end)."""
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """The runs of a grid in a sweep directory and what is left to do."""
+
+    sweep: SweepDir
+    runs: dict[str, RunSpec]
+    """Every run of the grid by run id (its directory name), in dispatch order."""
+    todo: list[str]
+    """Run ids to execute now (pending, interrupted, and failed ones when retrying)."""
+    done: list[str]
+    """Run ids already finished."""
+    failed: list[str]
+    """Run ids that failed before and are left alone (no ``retry_failed``)."""
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one ``run_sweep`` call did."""
+
+    plan: SweepPlan
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    """One per run executed in this call, in finishing order."""
+    results: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The rebuilt ``results.parquet``."""
+
+    @property
+    def n_failed(self) -> int:
+        return sum(o.status == "failed" for o in self.outcomes) + len(self.plan.failed)
+
+
+def prepare_data(grid: GridConfig, sweep: SweepDir, say: Report) -> None:
+    """Prepare ``DIR/data`` once; refuse a directory prepared from a different ``[data]`` table."""
+    if (sweep.data_dir / META_FILE).is_file():
+        stored, asked = load_prepared(sweep.data_dir).meta["config"], to_dict(grid.data)
+        different = sorted(k for k in set(stored) | set(asked) if stored.get(k) != asked.get(k))
+        if different:
+            key = different[0]
+            raise ValueError(
+                f"{sweep.data_dir} was prepared with data.{key} = {stored.get(key)!r} but the grid asks for "
+                f"{asked.get(key)!r}; runs of one sweep directory share their data: use another --out"
+            )
+        return
+    say({"event": "message", "text": f"preparing the dataset in {sweep.data_dir} (once per sweep directory)"})
+    prepare_dataset(grid.data, sweep.data_dir, progress=lambda text: say({"event": "message", "text": text}))
+
+
+def plan_sweep(grid: GridConfig, out: Path, *, retry_failed: bool = False, say: Report | None = None) -> SweepPlan:
+    """Write ``grid.toml``, prepare the data, create a directory with ``sweep_run.json`` per run, and sort
+    the runs into done, failed (kept) and to-do. With ``retry_failed`` the old errors are cleared."""
+    say = say or (lambda _event: None)
+    sweep = SweepDir(Path(out))
+    sweep.root.mkdir(parents=True, exist_ok=True)
+    text = grid_to_toml(grid)
+    prepare_data(grid, sweep, say)
+    atomic_write_text(sweep.grid_file, text)
+    runs = assign_run_ids(sweep, expand_grid(grid))
+    todo, done, failed = [], [], []
+    for run_id, spec in runs:
+        run_dir = sweep.run_dir(run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / SPEC_FILE).is_file():
+            write_json(run_dir / SPEC_FILE, {"run_id": run_id, "spec": to_dict(spec)})
+        status = run_status(run_dir, spec)
+        if status == "done":
+            done.append(run_id)
+        elif status == "failed" and not retry_failed:
+            failed.append(run_id)
+        else:
+            if status == "failed":
+                (run_dir / ERROR_FILE).unlink()
+            todo.append(run_id)
+    return SweepPlan(sweep=sweep, runs=dict(runs), todo=todo, done=done, failed=failed)
+
+
+def run_sweep(
+    grid: GridConfig,
+    out: str | Path,
+    *,
+    backend: Backend = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    retry_failed: bool = False,
+    progress: Report | None = None,
+) -> SweepResult:
+    """Bring every run of ``grid`` in ``out`` to done (or failed), then rebuild ``results.parquet``.
+
+    Args:
+        workers: local worker processes (default ``grid.resources.local_workers``); for Ray, the most
+            runs in flight at once (default: as many as the cluster's resources allow).
+        address: Ray cluster to join (``HOST:PORT`` or ``auto``); without it Ray starts a local cluster.
+        progress: receives ``{"event": "plan" | "start" | "finish" | "retry" | "message" | "collect", ...}``.
+    """
+    say = progress or (lambda _event: None)
+    if backend not in ("local", "ray"):
+        raise ValueError(f"--backend must be local or ray, got {backend!r}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with file_lock(out / SWEEP_LOCK_FILE, wait=False) as acquired:
+        if not acquired:
+            raise ValueError(f"another 'repeatlab sweep run' is working on {out}; wait for it or stop it first")
+        plan = plan_sweep(grid, out, retry_failed=retry_failed, say=say)
+        labels = {run_id: spec.point.label() for run_id, spec in plan.runs.items()}
+        say({"event": "plan", "total": len(plan.runs), "done": len(plan.done), "failed": len(plan.failed),
+             "todo": len(plan.todo), "labels": labels})
+        last_collect = time.monotonic()
+
+        def report(event: dict[str, Any]) -> None:
+            nonlocal last_collect
+            say({**event, "label": labels.get(event.get("run_id", ""), "")})
+            if event["event"] == "finish" and time.monotonic() - last_collect > COLLECT_EVERY_S:
+                collect(out)
+                last_collect = time.monotonic()
+
+        outcomes: list[RunOutcome] = []
+        try:
+            if plan.todo:
+                res = grid.resources
+                if backend == "local":
+                    outcomes = run_local(out, plan.todo, workers=workers or res.local_workers,
+                                         threads=max(1, int(res.cpus_per_run)), max_retries=res.max_retries,
+                                         report=report)
+                else:
+                    outcomes = run_ray(out, plan.todo, address=address, workers=workers,
+                                       cpus_per_run=res.cpus_per_run, gpus_per_run=res.gpus_per_run,
+                                       max_retries=res.max_retries, report=report)
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep the table current, but never mask the interruption
+                collect(out)
+            raise
+        results = collect(out)
+        say({"event": "collect", "path": str(plan.sweep.results_file), "rows": len(results)})
+    return SweepResult(plan=plan, outcomes=outcomes, results=results)

@@ -1,0 +1,326 @@
+"""Sweep grids: a typed TOML spec expanded into one ``RunSpec`` per training run.
+
+Two kinds of grid:
+
+- ``repeated`` (Hernandez et al. 2022): model sizes x repeated fractions f x repeated epochs E x seeds,
+  every run seeing the same ``total_tokens``; an f = 0 control is added at every size and seed.
+- ``data_constrained`` (Muennighoff et al. 2023): sizes x unique tokens U x epochs E x seeds, each run
+  seeing ``U * E`` tokens; a control (every token unique) is added at every size, seed and token count,
+  and E = 1 points are those controls.
+
+A run is identified by the hash of its resolved ``RunSpec`` (grid point, data, optimiser, training and
+probe settings; not where the sweep directory lives), which names its directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from repeatlab.config import ConfigError, config_hash, from_dict, override, to_dict
+from repeatlab.data.mixture import MixtureKind, MixtureSpec
+from repeatlab.data.prepare import PrepareConfig
+from repeatlab.models.sizes import SIZES
+from repeatlab.probes.config import ProbeConfig
+from repeatlab.sweeps import toml_out
+from repeatlab.train.config import OptimConfig, RunConfig, TrainConfig
+
+GridKind = Literal["repeated", "data_constrained"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(kw_only=True, frozen=True)
+class ResourcesConfig:
+    """What each run asks of a machine; none of it changes a run's result (so it is not in the run hash)."""
+
+    cpus_per_run: float = 1.0
+    """CPU cores per run: a Ray task's ``num_cpus``, and the torch threads of a run with either backend
+    (at least 1; one thread is fastest for tiny models, more help larger models on CPU)."""
+    gpus_per_run: float = 0.0
+    """GPUs per run for Ray (a fraction lets several small runs share one GPU); 0 on CPU clusters."""
+    local_workers: int = 1
+    """Default ``--workers`` of the local backend (worker processes; on one GPU they share it)."""
+    max_retries: int = 2
+    """Restarts of a run whose worker process died (killed, out of memory); Python errors are not retried."""
+
+    def __post_init__(self) -> None:
+        if not self.cpus_per_run > 0:
+            raise ValueError(f"resources.cpus_per_run must be > 0, got {self.cpus_per_run!r}")
+        if not self.gpus_per_run >= 0:
+            raise ValueError(f"resources.gpus_per_run must be >= 0, got {self.gpus_per_run!r}")
+        if self.local_workers < 1:
+            raise ValueError(f"resources.local_workers must be at least 1, got {self.local_workers!r}")
+        if self.max_retries < 0:
+            raise ValueError(f"resources.max_retries must be >= 0, got {self.max_retries!r}")
+
+
+@dataclass(kw_only=True, frozen=True)
+class GridConfig:
+    """A sweep grid (see the module docstring); loaded from TOML by ``load_grid``."""
+
+    name: str
+    """Name of the grid (letters, digits, ``_.-``); shown in status tables."""
+    kind: GridKind = "repeated"
+    """``repeated`` (f x E at fixed total tokens) or ``data_constrained`` (U x E)."""
+    sizes: tuple[str, ...]
+    """Model sizes from ``repeatlab.models.sizes.SIZES`` (``repeatlab models`` lists them)."""
+    total_tokens: int | None = None
+    """Tokens every run of a ``repeated`` grid sees (fixed, as in the paper); unset for ``data_constrained``."""
+    repeated_fractions: tuple[float, ...] = ()
+    """Repeated fractions f in (0, 1) of a ``repeated`` grid; the f = 0 controls are added automatically."""
+    repeated_epochs: tuple[int, ...] = ()
+    """Repeated epochs E: times each repeated-subset token is seen (``data_constrained``: passes over U)."""
+    unique_tokens: tuple[int, ...] = ()
+    """Unique tokens U of a ``data_constrained`` grid (each run sees U * E tokens)."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds; each grid point is run once per seed (the seed of the mixture and of the model init)."""
+    data: PrepareConfig = field(default_factory=PrepareConfig)
+    """Corpus, tokenizer and context; prepared once into ``DIR/data`` and shared by every run."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimiser settings of every run."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Training settings of every run (``train.seed`` comes from ``seeds``)."""
+    size_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-size replacements of optimiser/training fields, e.g. ``[size_overrides.hern-16l.optim] lr = 2e-4``."""
+    probes: ProbeConfig | None = None
+    """Probes run on each finished model (a ``[probes]`` table, empty for the defaults); none when absent."""
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    """Per-run resources of the backends."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"grid.name must be letters, digits and _.- (not starting with those), got {self.name!r}")
+        if self.kind not in ("repeated", "data_constrained"):
+            raise ValueError(f"grid.kind must be repeated or data_constrained, got {self.kind!r}")
+        _check_list("sizes", self.sizes, lambda s: s in SIZES, f"a size name ({', '.join(SIZES)})")
+        _check_list("repeated_epochs", self.repeated_epochs, lambda e: _is_int(e) and e >= 1, "an integer >= 1")
+        _check_list("seeds", self.seeds, lambda s: _is_int(s) and s >= 0, "an integer >= 0")
+        if self.kind == "repeated":
+            if self.total_tokens is None or not _is_int(self.total_tokens) or self.total_tokens <= 0:
+                raise ValueError(f"grid.total_tokens must be a positive integer for a repeated grid, got {self.total_tokens!r}")
+            _check_list("repeated_fractions", self.repeated_fractions, lambda f: 0 < f < 1, "a fraction in (0, 1)")
+            if self.unique_tokens:
+                raise ValueError("grid.unique_tokens is for kind = 'data_constrained'; a repeated grid uses repeated_fractions")
+        else:
+            _check_list("unique_tokens", self.unique_tokens, lambda u: _is_int(u) and u > 0, "a positive integer")
+            if self.total_tokens is not None:
+                raise ValueError("grid.total_tokens must be unset for kind = 'data_constrained' (each run sees U * E tokens)")
+            if self.repeated_fractions:
+                raise ValueError("grid.repeated_fractions is for kind = 'repeated'; a data-constrained grid uses unique_tokens")
+        if self.train.seed != 0:
+            raise ValueError(f"grid.train.seed must be left unset (got {self.train.seed}); list the seeds in grid.seeds")
+        for size, updates in self.size_overrides.items():
+            if size not in self.sizes:
+                raise ValueError(f"grid.size_overrides: {size!r} is not one of the grid's sizes ({', '.join(self.sizes)})")
+            _training_for(self.optim, self.train, updates, where=f"size_overrides.{size}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_list(name: str, values: tuple[Any, ...], ok: Any, what: str) -> None:
+    if not values:
+        raise ValueError(f"grid.{name} must list at least one value")
+    for value in values:
+        if not ok(value):
+            raise ValueError(f"grid.{name}: {value!r} is not {what}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"grid.{name} lists a value twice: {list(values)}")
+
+
+def _flatten(updates: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in updates.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _training_for(optim: OptimConfig, train: TrainConfig, updates: dict[str, Any], *, where: str) -> RunConfig:
+    """Base settings with dotted ``optim.*``/``train.*`` replacements, validated (errors name the key)."""
+    flat = _flatten(updates)
+    for key in flat:
+        if key.split(".")[0] not in ("optim", "train"):
+            raise ConfigError(f"grid.{where}: {key!r} is not an optim.* or train.* field")
+        if key == "train.seed":
+            raise ConfigError(f"grid.{where}: train.seed comes from grid.seeds")
+    base = RunConfig(dataset="-", mixture="-", model="-", optim=optim, train=train)
+    return override(base, flat) if flat else base
+
+
+@dataclass(kw_only=True, frozen=True)
+class RunPoint:
+    """Where a run sits in the grid: its size, the repetition it trains on, and its seed."""
+
+    kind: MixtureKind
+    """``control``, ``repeated`` or ``data_constrained``."""
+    model: str
+    """Model size name."""
+    total_tokens: int
+    """Tokens seen in training (as asked; the mixture rounds to whole sequences)."""
+    repeated_fraction: float = 0.0
+    """Requested repeated fraction f (0 for controls and data-constrained runs)."""
+    repeated_epochs: int = 1
+    """E: times each repeated token is seen (data-constrained: passes over the unique tokens)."""
+    unique_tokens: int | None = None
+    """U of a data-constrained run; ``None`` otherwise."""
+    seed: int = 0
+    """Seed of the mixture and of the model initialisation."""
+
+    def mixture_spec(self) -> MixtureSpec:
+        return MixtureSpec(
+            total_tokens=self.total_tokens,
+            repeated_fraction=self.repeated_fraction,
+            repeated_epochs=self.repeated_epochs if self.kind == "repeated" else 1,
+            unique_tokens=self.unique_tokens,
+            seed=self.seed,
+        )
+
+    def label(self) -> str:
+        """A short human label (display only; nothing is ever parsed back from it)."""
+        if self.kind == "repeated":
+            what = f"f={self.repeated_fraction:g} E={self.repeated_epochs}"
+        elif self.kind == "data_constrained":
+            what = f"U={self.unique_tokens:,} E={self.repeated_epochs}"
+        else:
+            what = "control"
+        return f"{self.model} {what} T={self.total_tokens:,} seed={self.seed}"
+
+
+@dataclass(kw_only=True, frozen=True)
+class RunSpec:
+    """Everything that determines one run's result; its hash is the run id."""
+
+    point: RunPoint
+    data: PrepareConfig
+    optim: OptimConfig
+    train: TrainConfig
+    probes: ProbeConfig | None = None
+
+    @property
+    def run_id(self) -> str:
+        return config_hash(self)
+
+    def run_config(self, dataset_dir: Path, mixture_dir: Path) -> RunConfig:
+        """The trainer's config of this run, over the sweep's prepared dataset and this run's mixture."""
+        return RunConfig(
+            dataset=str(Path(dataset_dir).resolve()),
+            mixture=str(Path(mixture_dir).resolve()),
+            model=self.point.model,
+            optim=self.optim,
+            train=self.train,
+        )
+
+
+def grid_points(grid: GridConfig) -> list[RunPoint]:
+    """The grid's points, controls first at each size and seed; sizes in the grid's order (small first)."""
+    points: list[RunPoint] = []
+    for model in grid.sizes:
+        for seed in grid.seeds:
+            if grid.kind == "repeated":
+                total = grid.total_tokens or 0  # set for repeated grids (GridConfig.__post_init__)
+                points.append(RunPoint(kind="control", model=model, total_tokens=total, seed=seed))
+                points += [
+                    RunPoint(kind="repeated", model=model, total_tokens=total, repeated_fraction=f,
+                             repeated_epochs=e, seed=seed)
+                    for f in grid.repeated_fractions for e in grid.repeated_epochs
+                ]
+            else:
+                totals = sorted({u * e for u in grid.unique_tokens for e in grid.repeated_epochs})
+                points += [RunPoint(kind="control", model=model, total_tokens=t, seed=seed) for t in totals]
+                points += [
+                    RunPoint(kind="data_constrained", model=model, total_tokens=u * e, repeated_epochs=e,
+                             unique_tokens=u, seed=seed)
+                    for u in grid.unique_tokens for e in grid.repeated_epochs if e > 1
+                ]
+    return points
+
+
+def expand_grid(grid: GridConfig) -> list[RunSpec]:
+    """One ``RunSpec`` per run, in dispatch order, without duplicates."""
+    specs: dict[str, RunSpec] = {}
+    for point in grid_points(grid):
+        training = _training_for(grid.optim, grid.train, grid.size_overrides.get(point.model, {}),
+                                 where=f"size_overrides.{point.model}")
+        spec = RunSpec(point=point, data=grid.data, optim=training.optim,
+                       train=replace(training.train, seed=point.seed), probes=grid.probes)
+        specs.setdefault(spec.run_id, spec)
+    return list(specs.values())
+
+
+# ----------------------------------------------------------------------------- loading and saving
+
+def preset_names() -> list[str]:
+    """Names of the grids shipped in ``repeatlab/configs``."""
+    folder = resources.files("repeatlab") / "configs"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def grid_source(name_or_path: str | Path) -> tuple[str, str]:
+    """``(label, TOML text)`` of a grid file, or of a shipped preset when no such file exists."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return str(path), path.read_text(encoding="utf-8")
+    name = str(name_or_path)
+    if name in preset_names():
+        return f"preset {name}", (resources.files("repeatlab") / "configs" / f"{name}.toml").read_text(encoding="utf-8")
+    raise FileNotFoundError(f"no grid file {name!r} and no preset of that name; presets: {', '.join(preset_names())}")
+
+
+def load_grid(name_or_path: str | Path, *, overrides: dict[str, Any] | None = None) -> GridConfig:
+    """Load a grid file or a shipped preset, apply dotted ``overrides`` and resolve data paths."""
+    label, text = grid_source(name_or_path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label} is not valid TOML: {exc}") from None
+    if isinstance(data.get("probes"), dict):
+        # config.from_dict reports a bad key inside an optional table only as "matches none of"; check it
+        # first so the error names the key.
+        from_dict(ProbeConfig, data["probes"], where="probes")
+    grid = from_dict(GridConfig, data)
+    if overrides:
+        grid = override(grid, overrides)
+    return resolve_grid(grid)
+
+
+def resolve_grid(grid: GridConfig) -> GridConfig:
+    """The grid with a relative corpus path made absolute (relative to the current directory)."""
+    source = grid.data.source
+    if source == "builtin" or source.startswith("builtin:"):
+        return grid
+    prefix, path = ("hf:", source[3:]) if source.startswith("hf:") else ("", source)
+    return replace(grid, data=replace(grid.data, source=prefix + str(Path(path).expanduser().resolve())))
+
+
+def grid_to_toml(grid: GridConfig) -> str:
+    """TOML text that loads back to exactly ``grid`` (raises if a ``None`` setting cannot be written)."""
+    text = toml_out.dumps(to_dict(grid))
+    back = from_dict(GridConfig, tomllib.loads(text))
+    if back != grid:
+        lost = [f.name for f in dataclasses.fields(grid) if getattr(back, f.name) != getattr(grid, f.name)]
+        raise ValueError(f"grid field(s) {', '.join(lost)} hold a null that TOML cannot store; set a value instead")
+    return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["data.source=hf:/x", "seeds=[0, 1]"]`` -> dotted updates; values are TOML values, else strings."""
+    updates: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r} is not KEY=VALUE (e.g. data.source=corpus.txt)")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        updates[key.strip()] = value
+    return updates

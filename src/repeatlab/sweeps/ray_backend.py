@@ -1,0 +1,85 @@
+"""The ``ray`` backend: each run is a Ray task holding its CPUs/GPUs, on an existing or a local cluster.
+
+With ``address`` the driver joins a running cluster (``ray start --head`` on one machine, ``ray start
+--address=HEAD:6379`` on the others; every node needs repeatlab installed and the sweep directory at
+the same path, e.g. a shared file system). Without it a local cluster is started for the sweep and
+stopped at the end. A task whose worker process dies is retried by Ray (``max_retries``); the run's
+lock and the trainer's checkpoints make the retry resume where the dead worker stopped. A Python
+error inside a run is recorded by the run itself and not retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from repeatlab.sweeps.runner import RunOutcome, execute_run, write_error
+from repeatlab.sweeps.state import SweepDir
+
+Report = Callable[[dict[str, Any]], None]
+
+
+def _task(sweep_root: str, run_id: str, threads: int) -> RunOutcome:
+    """Body of a Ray task (a module-level function, so workers import it instead of unpickling code)."""
+    return execute_run(sweep_root, run_id, threads=threads)
+
+
+def run_ray(
+    sweep_root: Path,
+    run_ids: list[str],
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float = 0.0,
+    max_retries: int = 2,
+    report: Report | None = None,
+) -> list[RunOutcome]:
+    """Execute ``run_ids`` as Ray tasks; at most ``workers`` at once when given (else as resources allow)."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the ray backend needs Ray: pip install 'repeatlab[ray]'") from None
+    say = report or (lambda _event: None)
+    sweep = SweepDir(Path(sweep_root))
+    owns = not ray.is_initialized()
+    if owns:
+        if address:
+            say({"event": "message", "text": f"connecting to the Ray cluster at {address}"})
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            n_cpus = None if workers is None else max(1, int(workers * cpus_per_run + 0.999))
+            say({"event": "message", "text": "starting a local Ray cluster for this sweep"})
+            ray.init(num_cpus=n_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    remote = ray.remote(_task).options(
+        num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries, retry_exceptions=False,
+    )
+    threads = max(1, int(cpus_per_run))
+    pending, in_flight = list(run_ids), {}
+    outcomes: list[RunOutcome] = []
+    limit = workers or len(run_ids)
+    try:
+        while pending or in_flight:
+            while pending and len(in_flight) < limit:
+                run_id = pending.pop(0)
+                in_flight[remote.remote(str(sweep.root), run_id, threads)] = run_id
+                say({"event": "start", "run_id": run_id})
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=5.0)
+            for ref in ready:
+                run_id = in_flight.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the worker died more than max_retries times, or the node
+                    message = write_error(sweep.run_dir(run_id), type(exc).__name__, str(exc).strip()[:2000],
+                                          stage="ray")
+                    outcome = RunOutcome(run_id=run_id, status="failed", error=message)
+                outcomes.append(outcome)
+                say({"event": "finish", **vars(outcome)})
+    finally:
+        for ref in in_flight:
+            ray.cancel(ref, force=True)
+        if owns:
+            ray.shutdown()
+    return outcomes

@@ -1,0 +1,149 @@
+"""Whole sweeps with the local backend: worker processes, resume after a kill, a worker that dies, the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from repeatlab.cli.__main__ import app
+from repeatlab.io import read_json
+from repeatlab.sweeps.driver import SweepResult, run_sweep
+from repeatlab.sweeps.grid import expand_grid, grid_to_toml
+from repeatlab.sweeps.state import SweepDir
+
+from .conftest import attempts, metric_steps, tiny_grid
+
+CLI = [sys.executable, "-m", "repeatlab.cli.__main__", "sweep", "run"]
+TIMEOUT_S = 240
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def started_runs(sweep: SweepDir) -> list[str]:
+    return [r for r in sweep.run_ids() if any(a["event"] == "start" for a in attempts(sweep.run_dir(r)))]
+
+
+def mid_run(sweep: SweepDir) -> str | None:
+    """A run that has saved a checkpoint but not finished."""
+    for run_id in sweep.run_ids():
+        run_dir = sweep.run_dir(run_id)
+        if any((run_dir / "checkpoints").glob("step_*")) and not (run_dir / "summary.json").exists():
+            return run_id
+    return None
+
+
+def check_complete(sweep: SweepDir, expected: set[str]) -> pd.DataFrame:
+    """Every expected run is done exactly once: one directory each, no duplicated metrics, one row each."""
+    assert set(sweep.run_ids()) == expected
+    results = pd.read_parquet(sweep.results_file)
+    assert set(results["run_id"]) == expected and results["run_id"].is_unique
+    assert set(results["status"]) == {"done"}
+    for run_id in expected:
+        steps = metric_steps(sweep.run_dir(run_id))
+        assert steps == sorted(set(steps)), f"{run_id} has duplicated metrics records: {steps}"
+    return results
+
+
+@pytest.fixture(scope="module")
+def pool_sweep(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[SweepResult, list[dict[str, Any]]]:
+    """The tiny grid (4 runs) run by two local worker processes, and the progress events it reported."""
+    events: list[dict[str, Any]] = []
+    result = run_sweep(tiny_grid(corpus), tmp_path_factory.mktemp("pool"), workers=2, progress=events.append)
+    return result, events
+
+
+def test_local_pool_runs_the_grid_and_a_second_call_does_nothing(
+    corpus: Path, pool_sweep: tuple[SweepResult, list[dict[str, Any]]]
+) -> None:
+    result, events = pool_sweep
+    grid, sweep = tiny_grid(corpus), result.plan.sweep
+    expected = {s.run_id for s in expand_grid(grid)}
+    check_complete(sweep, expected)
+    assert {o.run_id for o in result.outcomes} == expected and all(o.status == "done" for o in result.outcomes)
+    assert [e["event"] for e in events].count("finish") == 4 and events[-1]["event"] == "collect"
+    pids = {a["pid"] for r in expected for a in attempts(sweep.run_dir(r))}
+    assert os.getpid() not in pids and len(pids) <= 2  # worked in (at most) two worker processes
+    again = run_sweep(grid, sweep.root, workers=2)
+    assert again.outcomes == [] and sorted(again.plan.done) == sorted(expected)
+
+
+@pytest.mark.slow
+def test_a_dead_worker_is_retried_and_a_killed_sweep_resumes(corpus: Path, tmp_path: Path) -> None:
+    """Two 24-step runs on one worker: kill the worker during the first run (the driver restarts it),
+    then kill the driver and its worker during the second run, and start the sweep again."""
+    grid = tiny_grid(corpus, sizes=("tiny-1l",), total_tokens=192 * 16)
+    (tmp_path / "grid.toml").write_text(grid_to_toml(grid))
+    out = tmp_path / "out"
+    sweep, expected = SweepDir(out), {s.run_id for s in expand_grid(grid)}
+    command = [*CLI, str(tmp_path / "grid.toml"), "--out", str(out), "--workers", "1"]
+    first = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: mid_run(sweep) is not None, "a checkpoint of the first run")
+        victim = mid_run(sweep)
+        assert victim is not None
+        worker_pid = attempts(sweep.run_dir(victim))[-1]["pid"]
+        assert worker_pid != first.pid
+        os.kill(worker_pid, signal.SIGKILL)
+        wait_for(lambda: mid_run(sweep) not in (None, victim), "a checkpoint of the second run")
+        second_run = mid_run(sweep)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the driver and its worker, at once
+        first.wait()
+    assert second_run is not None and mid_run(sweep) == second_run
+    assert [a["event"] for a in attempts(sweep.run_dir(victim))] == ["start", "died", "start", "done"]
+    again = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 done, 0 failed (skipped), 1 to run" in again.stdout
+    check_complete(sweep, expected)
+    # The second run's first attempt was cut off (no end record); the next one resumed it.
+    assert [a["event"] for a in attempts(sweep.run_dir(second_run))] == ["start", "start", "done"]
+    for run_id in expected:
+        assert read_json(sweep.run_dir(run_id) / "summary.json")["steps"] == 24
+        assert metric_steps(sweep.run_dir(run_id))[-1] == 24
+
+
+def test_cli_run_status_collect_plan_and_errors(
+    corpus: Path, tmp_path: Path, pool_sweep: tuple[SweepResult, list[dict[str, Any]]]
+) -> None:
+    out = pool_sweep[0].plan.sweep.root
+    (tmp_path / "grid.toml").write_text(grid_to_toml(tiny_grid(corpus)))
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+    planned = runner.invoke(app, ["sweep", "plan", str(tmp_path / "grid.toml")], env=env)
+    assert planned.exit_code == 0, planned.output
+    assert "4 runs" in planned.output and "tiny-1l f=0.5 E=4" in planned.output
+    ran = runner.invoke(app, ["sweep", "run", str(tmp_path / "grid.toml"), "--out", str(out)], env=env)
+    assert ran.exit_code == 0, ran.output
+    assert "4 done, 0 failed (skipped), 0 to run" in ran.output
+    status = runner.invoke(app, ["sweep", "status", str(out)], env=env)
+    assert status.exit_code == 0, status.output
+    assert "4 done, 0 running, 0 failed, 0 pending" in status.output
+    assert "control" in status.output and "repeated" in status.output
+    (out / "results.parquet").unlink()
+    collected = runner.invoke(app, ["sweep", "collect", str(out)], env=env)
+    assert collected.exit_code == 0 and len(pd.read_parquet(out / "results.parquet")) == 4
+    bad = runner.invoke(app, ["sweep", "run", "no-such-grid", "--out", str(out)])
+    assert bad.exit_code == 2 and "presets" in bad.output
+    typo = runner.invoke(app, ["sweep", "run", "cpu-tiny", "--out", str(out), "--set", "train.colour=1"])
+    assert typo.exit_code == 2 and "colour" in typo.output
+    other_data = runner.invoke(app, ["sweep", "run", str(tmp_path / "grid.toml"), "--out", str(out),
+                                     "--set", "data.context=8"])
+    assert other_data.exit_code == 2 and "data.context" in other_data.output
+    missing = runner.invoke(app, ["sweep", "status", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2
