@@ -40,7 +40,7 @@ def run(
 ) -> None:
     """Run every unfinished run of GRID in OUT; stop at any time and run the same command to resume."""
     config = load_grid(grid, overrides=parse_overrides(set_ or []))
-    view = _ProgressView()
+    view = ProgressView()
     try:
         result = run_sweep(config, out, backend=backend,  # type: ignore[arg-type]  # checked in run_sweep
                            workers=workers, address=address, retry_failed=retry_failed, progress=view.update)
@@ -129,7 +129,7 @@ def _styled(status: str) -> str:
     return f"[{colour}]{status}[/]"
 
 
-class _ProgressView:
+class ProgressView:
     """A rich progress bar on a terminal; plain lines otherwise (logs, CI)."""
 
     def __init__(self) -> None:
