@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from repeatlab.audit.stream import TokenStream
-from repeatlab.audit.text import PREVIEW_CHARS, for_html, for_terminal, truncate
+from repeatlab.audit.text import PREVIEW_CHARS, truncate
 
 DIGEST_BYTES = 16
 _LISTED_DOCUMENTS = 10
@@ -39,14 +39,6 @@ class DuplicateGroup:
     """Tokens of one copy."""
     preview: str
     """Start of the text, truncated (raw: escape before display)."""
-
-    @property
-    def preview_terminal(self) -> str:
-        return for_terminal(self.preview)
-
-    @property
-    def preview_html(self) -> str:
-        return for_html(self.preview)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from repeatlab.audit.config import NearDupConfig
 from repeatlab.audit.minhash import EMPTY
 from repeatlab.audit.stream import TokenStream
-from repeatlab.audit.text import PREVIEW_CHARS, for_html, for_terminal, truncate
+from repeatlab.audit.text import PREVIEW_CHARS, truncate
 
 _ALL_PAIRS_MAX = 8  # buckets up to this size contribute all their pairs, larger ones a star
 _VERIFY_BLOCK = 1 << 16
@@ -39,14 +39,6 @@ class NearDupCluster:
     min_similarity: float
     """Lowest estimated Jaccard similarity among the verified pairs inside the cluster."""
     preview: str
-
-    @property
-    def preview_terminal(self) -> str:
-        return for_terminal(self.preview)
-
-    @property
-    def preview_html(self) -> str:
-        return for_html(self.preview)
 
 
 @dataclass(frozen=True, kw_only=True)

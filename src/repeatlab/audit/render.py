@@ -13,6 +13,7 @@ from rich.table import Table
 
 from repeatlab.audit.cost import CostEstimate, human
 from repeatlab.audit.report import AuditReport
+from repeatlab.audit.text import for_terminal
 
 
 def print_report(report: AuditReport, console: Console) -> None:
@@ -61,7 +62,7 @@ def _exact(r: AuditReport) -> Table:
     table = _table(f"exact duplicate documents: {r.exact.n_groups:,} texts occur more than once",
                    "copies", "tokens", "documents", "text")
     for g in r.exact.groups:
-        table.add_row(str(g.count), f"{g.n_tokens:,}", ", ".join(map(str, g.documents)), g.preview_terminal)
+        table.add_row(str(g.count), f"{g.n_tokens:,}", ", ".join(map(str, g.documents)), for_terminal(g.preview))
     return table
 
 
@@ -92,7 +93,7 @@ def _near(r: AuditReport) -> Table:
     table = _table(title, "documents", "min similarity", "members", "text")
     for cluster in n.clusters:
         table.add_row(str(cluster.size), f"{cluster.min_similarity:.2f}", ", ".join(map(str, cluster.documents)),
-                      cluster.preview_terminal)
+                      for_terminal(cluster.preview))
     return table
 
 
