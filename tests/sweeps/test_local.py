@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from repeatlab.cli.__main__ import app
+from repeatlab.dynamics.finetune import FINETUNE_FILE, FinetuneStage
 from repeatlab.io import read_json
 from repeatlab.sweeps.driver import SweepResult, run_sweep
 from repeatlab.sweeps.grid import expand_grid, grid_to_toml
@@ -147,3 +150,14 @@ def test_cli_run_status_collect_plan_and_errors(
     assert other_data.exit_code == 2 and "data.context" in other_data.output
     missing = runner.invoke(app, ["sweep", "status", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2
+
+
+def test_grid_finetune_stage_runs_after_pretraining_without_changing_run_ids(corpus: Path, tmp_path: Path) -> None:
+    grid = tiny_grid(corpus, sizes=("tiny-1l",))
+    staged = replace(grid, finetune=FinetuneStage(total_tokens=16 * 16))
+    assert {s.run_id for s in expand_grid(staged)} == {s.run_id for s in expand_grid(grid)}
+    assert "[finetune]" in grid_to_toml(staged)
+    result = run_sweep(staged, tmp_path / "sweep", workers=1)
+    stage = json.loads((tmp_path / "sweep" / "finetune" / FINETUNE_FILE).read_text())
+    assert sorted(r["run"] for r in stage["rows"]) == sorted(f"ft-{run_id}" for run_id in result.plan.done + [
+        o.run_id for o in result.outcomes])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,9 +15,10 @@ import typer
 
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
-from repeatlab.config import ConfigError, from_dict, load_json, load_toml, override
-from repeatlab.train.config import RunConfig
-from repeatlab.train.run import CONFIG_FILE, train as train_run
+from repeatlab.config import ConfigError, from_dict, load_json, load_toml, override, to_dict
+from repeatlab.dynamics import finetune_config, train_with_probes
+from repeatlab.train.config import PROBE_METRICS, InterventionConfig, RunConfig
+from repeatlab.train.run import CONFIG_FILE
 
 
 @user_errors
@@ -35,12 +37,28 @@ def train(
     precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16")] = None,
     compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the model initialisation")] = None,
+    init_from: Annotated[Path | None, typer.Option(help="Fine-tune from this run directory's weights with a fresh "
+                                                         "optimizer; model, dataset and settings default to its own, "
+                                                         "with half its learning rate and warm-up")] = None,
+    init_checkpoint: Annotated[str | None, typer.Option(help="Weights of --init-from: final (default) or a "
+                                                             "checkpoint name such as step_0000120")] = None,
+    probe_metrics: Annotated[str | None, typer.Option(help=f"Probe scores logged at every evaluation, comma-"
+                                                           f"separated: {','.join(PROBE_METRICS)}")] = None,
+    extra_eval: Annotated[list[str] | None, typer.Option(help="Extra held-out loss NAME=SOURCE, SOURCE being "
+                                                              "python-stdlib, a prepared dataset or a corpus "
+                                                              "(repeatable)")] = None,
+    intervention: Annotated[list[str] | None, typer.Option(help="Clamp or ablate during training: HOOK[:heads=0,1]"
+                                                                "[:mode=zero|mean|clamp][:value=X][:steps=A-B]"
+                                                                "[:evals=no], e.g. blocks.0.attn.z:heads=0,1:"
+                                                                "mode=zero:steps=0-200 (repeatable)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override any field, e.g. --set "
                                                                 "train.checkpoint_every=500 (repeatable)")] = None,
 ) -> None:
     """Train a GPT on a mixture, evaluating on log-spaced steps; safe to kill and re-run with the same command.
 
     Without --config or --dataset/--mixture/--model, an existing run directory is resumed with its stored config.
+    --init-from fine-tunes another run's model; --probe-metrics logs probe curves; --extra-eval adds held-out
+    losses (python=python-stdlib: the Python standard library's code); --intervention clamps or ablates heads.
     """
     updates: dict[str, Any] = {
         "dataset": dataset,
@@ -53,12 +71,17 @@ def train(
         "train.precision": precision,
         "train.compile": compile,
         "train.seed": seed,
+        "init_from": str(init_from) if init_from is not None else None,
+        "init_checkpoint": init_checkpoint,
+        "train.probe_metrics": [n.strip() for n in probe_metrics.split(",") if n.strip()] if probe_metrics else None,
+        "train.extra_evals": dict(_parse_extra_eval(item) for item in extra_eval) if extra_eval else None,
+        "train.interventions": [to_dict(parse_intervention(item)) for item in intervention] if intervention else None,
     }
     updates = {key: value for key, value in updates.items() if value is not None}
     updates.update(_parse_sets(set_ or []))
     run_config = override(_base_config(run_dir, config, updates), updates)
     main = int(os.environ.get("RANK", "0")) == 0
-    summary = train_run(run_config, run_dir, progress=_print_event if main else None)
+    summary = train_with_probes(run_config, run_dir, progress=_print_event if main else None)
     if main:
         console.print(
             f"[bold]done[/]: {summary['steps']} steps, {summary['tokens']:,} tokens, test loss "
@@ -74,6 +97,8 @@ def _base_config(run_dir: Path, config_file: Path | None, updates: dict[str, Any
         return load_json(RunConfig, config_file)
     if (run_dir / CONFIG_FILE).is_file() and not {"dataset", "mixture", "model"} & set(updates):
         return load_json(RunConfig, run_dir / CONFIG_FILE)
+    if "init_from" in updates:
+        return _finetune_base(Path(updates["init_from"]), updates)
     missing = [name for name in ("dataset", "mixture", "model") if name not in updates]
     if missing:
         raise ConfigError(
@@ -81,6 +106,19 @@ def _base_config(run_dir: Path, config_file: Path | None, updates: dict[str, Any
         )
     # Placeholders for the required fields; ``override`` replaces and re-validates them.
     return from_dict(RunConfig, {name: updates[name] for name in ("dataset", "mixture", "model")})
+
+
+def _finetune_base(source: Path, updates: dict[str, Any]) -> RunConfig:
+    """Fine-tuning inherits the source run's model, dataset and settings, with the paper's schedule: half the
+    peak learning rate and half the warm-up (any option given on the command line replaces them)."""
+    if not (source / CONFIG_FILE).is_file():
+        raise ConfigError(f"--init-from {source}: not a run directory (no {CONFIG_FILE})")
+    if "mixture" not in updates:
+        raise ConfigError("give --mixture: the mixture to fine-tune on (over the source run's dataset or --dataset)")
+    pretrained = load_json(RunConfig, source / CONFIG_FILE)
+    base = finetune_config(pretrained, source, dataset=updates.get("dataset", pretrained.dataset),
+                           mixture=updates["mixture"])
+    return replace(base, model=updates.get("model", pretrained.model))
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
@@ -97,6 +135,43 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _parse_extra_eval(item: str) -> tuple[str, str]:
+    name, sep, source = item.partition("=")
+    if not sep or not name.strip() or not source.strip():
+        raise ConfigError(f"--extra-eval expects NAME=SOURCE (e.g. python=python-stdlib), got {item!r}")
+    return name.strip(), source.strip()
+
+
+def parse_intervention(text: str) -> InterventionConfig:
+    """``HOOK[:heads=0,1][:mode=zero|mean|clamp][:value=X][:steps=A-B][:evals=yes|no]``; ``steps=A-``: to the end."""
+    hook, *options = [part.strip() for part in text.split(":")]
+    fields: dict[str, Any] = {"hook": hook}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            raise ConfigError(f"--intervention {text!r}: expected KEY=VALUE after the hook name, got {option!r}")
+        try:
+            if key == "heads":
+                fields["heads"] = tuple(int(h) for h in value.split(",") if h.strip())
+            elif key == "mode":
+                fields["mode"] = value
+            elif key == "value":
+                fields["value"] = float(value)
+            elif key == "steps":
+                start, dash, stop = value.partition("-")
+                fields["start_step"] = int(start) if start else 0
+                fields["stop_step"] = int(stop) if dash and stop else None
+            elif key == "evals":
+                if value not in ("yes", "no"):
+                    raise ValueError(f"evals must be yes or no, got {value!r}")
+                fields["in_evals"] = value == "yes"
+            else:
+                raise ValueError(f"unknown key {key!r} (heads, mode, value, steps, evals)")
+        except ValueError as exc:
+            raise ConfigError(f"--intervention {text!r}: {exc}") from None
+    return from_dict(InterventionConfig, {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -110,9 +185,14 @@ def _print_event(event: dict[str, Any]) -> None:
     elif kind == "eval":
         speed = f"{event['tokens_per_s']:,.0f} tok/s" if event["tokens_per_s"] else "-"
         train_loss = _fmt(event["train_loss"])
+        extras = "".join(f"  {key.removesuffix('_loss')} {_fmt(value)}" for key, value in event.items()
+                         if key.endswith("_loss") and key not in ("train_loss", "test_loss", "repeated_loss"))
+        probes = "".join(f"  {key} {value:.3f}" for key, value in event.items()
+                         if key.endswith((".max", ".score")) and isinstance(value, float))
         console.print(
             f"step {event['step']:>7}  tokens {event['tokens_seen']:>12,}  train {train_loss}  test "
-            f"{event['test_loss']:.4f}  repeated {_fmt(event['repeated_loss'])}  lr {event['lr']:.2e}  {speed}",
+            f"{event['test_loss']:.4f}  repeated {_fmt(event['repeated_loss'])}{extras}{probes}  "
+            f"lr {event['lr']:.2e}  {speed}",
             soft_wrap=True,
         )
 

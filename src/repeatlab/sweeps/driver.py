@@ -19,6 +19,7 @@ import pandas as pd
 
 from repeatlab.config import to_dict
 from repeatlab.data.prepare import prepare_dataset
+from repeatlab.dynamics.finetune import run_finetune_stage
 from repeatlab.data.prepared import META_FILE, load_prepared
 from repeatlab.io import atomic_write_text, write_json
 from repeatlab.sweeps.results import collect
@@ -175,4 +176,9 @@ def run_sweep(
             raise
         results = collect(out)
         say({"event": "collect", "path": str(plan.sweep.results_file), "rows": len(results)})
+        if grid.finetune is not None:
+            done = results.loc[results["status"] == "done", "run_id"] if len(results) else []
+            say({"event": "message", "text": f"fine-tuning stage: {len(done)} pre-trained runs, plus from-scratch runs"})
+            rows = run_finetune_stage([plan.sweep.run_dir(run_id) for run_id in done], grid.finetune, out / "finetune")
+            say({"event": "message", "text": f"fine-tuning stage done: {len(rows)} comparisons in {out / 'finetune'}"})
     return SweepResult(plan=plan, outcomes=outcomes, results=results)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from repeatlab.config import ConfigError, config_hash, from_dict, override, to_dict
 from repeatlab.data.mixture import MixtureKind, MixtureSpec
 from repeatlab.data.prepare import PrepareConfig
+from repeatlab.dynamics.finetune import FinetuneStage
 from repeatlab.models.sizes import SIZES
 from repeatlab.probes.config import ProbeConfig
 from repeatlab.sweeps import toml_out
@@ -91,6 +92,9 @@ class GridConfig:
     """Probes run on each finished model (a ``[probes]`` table, empty for the defaults); none when absent."""
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     """Per-run resources of the backends."""
+    finetune: FinetuneStage | None = None
+    """A ``[finetune]`` stage run after pre-training: every finished run fine-tuned, and each size trained from
+    scratch on the same budget, for the ossification comparison. Not part of any run's id."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):

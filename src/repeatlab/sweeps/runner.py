@@ -22,6 +22,7 @@ import torch
 
 from repeatlab.config import load_json, to_dict
 from repeatlab.data.mixture import MANIFEST_FILE, make_mixture
+from repeatlab.dynamics import train_with_probes
 from repeatlab.io import read_json, write_json
 from repeatlab.probes.suite import run_probes
 from repeatlab.sweeps.grid import RunSpec
@@ -38,7 +39,7 @@ from repeatlab.sweeps.state import (
     record_attempt,
 )
 from repeatlab.train.config import RunConfig
-from repeatlab.train.run import CONFIG_FILE, SUMMARY_FILE, load_run, train
+from repeatlab.train.run import CONFIG_FILE, SUMMARY_FILE, load_run
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def execute_run(sweep_root: str | Path, run_id: str, *, threads: int | None = No
                 config = spec.run_config(sweep.data_dir, ensure_mixture(sweep, spec))
                 write_run_config(run_dir, config)
                 stage = "train"
-                train(config, run_dir)
+                train_with_probes(config, run_dir)
                 if spec.probes is not None and not (run_dir / PROBES_FILE).is_file():
                     stage = "probes"
                     write_probes(run_dir, spec)

@@ -8,12 +8,20 @@ Values that depend on the data (sequences per batch, gradient-accumulation steps
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
+InterventionMode = Literal["zero", "mean", "clamp"]
+ProbeMetric = Literal["induction", "previous_token", "duplicate_token", "prefix_matching", "icl"]
+PROBE_METRICS: tuple[ProbeMetric, ...] = get_args(ProbeMetric)
+"""Probe scores a run can log at its evaluations; ``repeatlab.dynamics`` supplies the functions that compute them."""
+RESERVED_EVAL_NAMES = frozenset({"train", "test", "repeated"})
+_EVAL_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_HOOK_NAME = re.compile(r"[a-z_]+(\.[a-z0-9_]+)*")
 
 
 def _positive_int(owner: str, name: str, value: object, *, allow_zero: bool = False) -> None:
@@ -62,6 +70,58 @@ class OptimConfig:
 
 
 @dataclass(kw_only=True, frozen=True)
+class InterventionConfig:
+    """Replace an activation, or some of its heads, at a named hook point during part of training.
+
+    Applied to every forward pass of the training steps ``start_step <= step < stop_step`` (step = the
+    update that takes the model from ``step`` to ``step + 1``), and, with ``in_evals``, to the evaluations
+    and probes of those steps, so the logged curves describe the model as it is being trained. Gradients
+    flow around the replaced values, never through them. ``train.interventions`` applies the hooks.
+    """
+
+    hook: str
+    """Hook name, e.g. ``blocks.0.attn.z`` (``repeatlab.models.hook_names`` lists them)."""
+    heads: tuple[int, ...] = ()
+    """Heads to replace at a per-head hook (``blocks.{i}.attn.{q,k,v,z,pattern}``); empty = the whole activation."""
+    mode: InterventionMode = "zero"
+    """``zero``; ``mean``: the (detached) mean over the batch and positions of the current forward pass;
+    ``clamp``: the constant ``value``."""
+    value: float = 0.0
+    """The constant of ``clamp`` mode."""
+    start_step: int = 0
+    """First training step with the intervention."""
+    stop_step: int | None = None
+    """First training step without it again; ``None`` = until the end of the run."""
+    in_evals: bool = True
+    """Also apply it at the evaluations (losses and probes) of steps in the range; false measures the bare weights."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hook, str) or not _HOOK_NAME.fullmatch(self.hook):
+            raise ValueError(f"InterventionConfig.hook must be a hook name such as blocks.0.attn.z, got {self.hook!r}")
+        for head in self.heads:
+            _positive_int("InterventionConfig", "heads", head, allow_zero=True)
+        if len(set(self.heads)) != len(self.heads):
+            raise ValueError(f"InterventionConfig.heads lists a head twice: {list(self.heads)}")
+        if self.mode not in get_args(InterventionMode):
+            raise ValueError(f"InterventionConfig.mode must be zero, mean or clamp, got {self.mode!r}")
+        if self.mode != "clamp" and self.value != 0.0:
+            raise ValueError(f"InterventionConfig.value is only used by mode clamp, got value={self.value!r} "
+                             f"with mode {self.mode!r}")
+        _positive_int("InterventionConfig", "start_step", self.start_step, allow_zero=True)
+        if self.stop_step is not None:
+            _positive_int("InterventionConfig", "stop_step", self.stop_step)
+            if self.stop_step <= self.start_step:
+                raise ValueError(f"InterventionConfig.stop_step={self.stop_step} must exceed "
+                                 f"start_step={self.start_step}")
+
+    def active(self, step: int, *, evaluating: bool = False) -> bool:
+        """Whether it applies at ``step`` (a training step, or the evaluation after ``step`` updates)."""
+        if evaluating and not self.in_evals:
+            return False
+        return self.start_step <= step and (self.stop_step is None or step < self.stop_step)
+
+
+@dataclass(kw_only=True, frozen=True)
 class TrainConfig:
     """Batch size, evaluation and checkpoint schedules, device and precision of the training loop."""
 
@@ -95,6 +155,17 @@ class TrainConfig:
     cpu_threads: int | None = None
     """Threads for CPU ops during the run (``torch.set_num_threads``, restored afterwards); ``None`` keeps
     torch's default. 1 is fastest for tiny models on a busy machine, where threads wait on each other."""
+    probe_metrics: tuple[ProbeMetric, ...] = ()
+    """Probe scores logged at every evaluation (``induction.max``, ``icl.score``, ...), so a phase change is a
+    curve; computed by evaluators that ``repeatlab.dynamics.train_with_probes`` (and the CLI) pass to ``train``."""
+    probe_sequences: int = 32
+    """Random sequences per attention probe, and test contexts of the ICL score, at each evaluation."""
+    extra_evals: dict[str, str] = field(default_factory=dict)
+    """More held-out losses, logged as ``{name}_loss``: name -> ``python-stdlib`` (the Python standard
+    library's own ``.py`` files), a prepared dataset directory (its test split) or any corpus source; each is
+    tokenized with this run's tokenizer and sampled like the test loss (``eval_test_sequences``)."""
+    interventions: tuple[InterventionConfig, ...] = ()
+    """Activations zeroed, mean-ablated or clamped during (part of) training (``InterventionConfig``)."""
 
     def __post_init__(self) -> None:
         if self.cpu_threads is not None:
@@ -119,6 +190,25 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.precision must be auto, fp32 or bf16, got {self.precision!r}")
         if not isinstance(self.compile, bool):
             raise ValueError(f"TrainConfig.compile must be true or false, got {self.compile!r}")
+        for name in self.probe_metrics:
+            if name not in PROBE_METRICS:
+                raise ValueError(f"TrainConfig.probe_metrics: unknown probe {name!r}; "
+                                 f"valid: {', '.join(PROBE_METRICS)}")
+        if len(set(self.probe_metrics)) != len(self.probe_metrics):
+            raise ValueError(f"TrainConfig.probe_metrics lists a probe twice: {list(self.probe_metrics)}")
+        _positive_int("TrainConfig", "probe_sequences", self.probe_sequences)
+        for name, source in self.extra_evals.items():
+            if not _EVAL_NAME.fullmatch(name) or name in RESERVED_EVAL_NAMES:
+                raise ValueError(f"TrainConfig.extra_evals: name {name!r} must be lower-case letters, digits and _ "
+                                 f"and not one of {sorted(RESERVED_EVAL_NAMES)}")
+            if not isinstance(source, str) or not source:
+                raise ValueError(f"TrainConfig.extra_evals.{name} must be a non-empty source, got {source!r}")
+        for item in self.interventions:
+            if not isinstance(item, InterventionConfig):
+                raise ValueError(f"TrainConfig.interventions holds a {type(item).__name__}, not an InterventionConfig")
+        if self.interventions and self.compile:
+            # Hooks added to a compiled model after its first call are not seen (models/hooks.py).
+            raise ValueError("TrainConfig.interventions cannot be combined with compile=true; set compile=false")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -135,6 +225,11 @@ class RunConfig:
     """Optimiser and learning-rate schedule."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """Batch, evaluation, checkpoint and device settings."""
+    init_from: str | None = None
+    """Run directory whose weights start this run (fine-tuning) instead of a fresh initialisation; the optimizer
+    and the schedule start fresh. Its model size, vocabulary, context and tokenizer must match this run's."""
+    init_checkpoint: str = "final"
+    """Weights of ``init_from`` to start from: ``final`` or a checkpoint name such as ``step_0000120``."""
 
     def __post_init__(self) -> None:
         for name in ("dataset", "mixture", "model"):
@@ -145,7 +240,14 @@ class RunConfig:
             raise ValueError(f"RunConfig.optim must be an OptimConfig, got {type(self.optim).__name__}")
         if not isinstance(self.train, TrainConfig):
             raise ValueError(f"RunConfig.train must be a TrainConfig, got {type(self.train).__name__}")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ValueError(f"RunConfig.init_from must be a run directory or null, got {self.init_from!r}")
+        if self.init_checkpoint != "final" and not re.fullmatch(r"step_\d{7,}", self.init_checkpoint):
+            raise ValueError(f"RunConfig.init_checkpoint must be 'final' or a checkpoint name such as step_0000120, "
+                             f"got {self.init_checkpoint!r}")
 
     def resolved(self) -> RunConfig:
         """The same run with absolute data paths, so the stored config does not depend on the cwd."""
-        return replace(self, dataset=str(Path(self.dataset).resolve()), mixture=str(Path(self.mixture).resolve()))
+        init_from = str(Path(self.init_from).resolve()) if self.init_from is not None else None
+        return replace(self, dataset=str(Path(self.dataset).resolve()), mixture=str(Path(self.mixture).resolve()),
+                       init_from=init_from)

@@ -9,15 +9,16 @@ all-reduced.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repeatlab.data.loader import Batch, repeated_subset_batches, test_batches
+from repeatlab.data.loader import Batch, repeated_subset_batches, rows_to_batch, test_batches
 from repeatlab.data.mixture import Mixture
 from repeatlab.data.prepared import PreparedDataset
 from repeatlab.io import append_jsonl, read_jsonl, rewrite_jsonl
@@ -27,7 +28,7 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class Evaluator:
-    """Mean next-token loss on the test sample and the repeated-subset sample."""
+    """Mean next-token loss on the test sample, the repeated-subset sample and any extra held-out sets."""
 
     def __init__(
         self,
@@ -39,8 +40,11 @@ class Evaluator:
         repeated_sequences: int,
         batch_sequences: int,
         seed: int,
+        extra: Mapping[str, np.ndarray] | None = None,
     ) -> None:
+        """``extra`` maps a name to ``[n, context + 1]`` token rows (``train.extra_evals``): ``{name}_loss``."""
         self.world = world
+        self.extra = {name: _row_batches(rows, batch_sequences) for name, rows in (extra or {}).items()}
         self.test = list(test_batches(dataset, batch_size=batch_sequences, max_sequences=test_sequences, seed=seed))
         has_repeats = len(mixture.repeated_ids) > 0 and repeated_sequences > 0
         self.repeated = (
@@ -55,13 +59,14 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float | None]:
-        """``{"test_loss": ..., "repeated_loss": ... or None for a control}``; restores train mode."""
+        """``{"test_loss", "repeated_loss" (None for a control), "{name}_loss" per extra set}``; restores train mode."""
         was_training = model.training
         model.eval()
         try:
             return {
                 "test_loss": self._mean_loss(model, self.test),
                 "repeated_loss": self._mean_loss(model, self.repeated) if self.repeated is not None else None,
+                **{f"{name}_loss": self._mean_loss(model, batches) for name, batches in self.extra.items()},
             }
         finally:
             model.train(was_training)
@@ -82,6 +87,15 @@ class Evaluator:
             count += targets.numel()
         summed, n = world.all_reduce_sum([total.item(), float(count)])
         return summed / n if n else math.nan
+
+
+def _row_batches(rows: np.ndarray, batch_size: int) -> list[Batch]:
+    """Batches of ``[n, context + 1]`` token rows, in order."""
+    batches = []
+    for start in range(0, len(rows), batch_size):
+        chunk = np.asarray(rows[start : start + batch_size])
+        batches.append(rows_to_batch(chunk, np.arange(start, start + len(chunk)), np.zeros(len(chunk), dtype=bool)))
+    return batches
 
 
 class MetricsLog:

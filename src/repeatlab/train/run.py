@@ -3,37 +3,43 @@
 Run directory layout::
 
     config.json         the resolved RunConfig, written before training; a different config is refused
-    metrics.jsonl       one record per evaluation (step, tokens_seen, train/test/repeated loss, lr, times)
+    metrics.jsonl       one record per evaluation (step, tokens_seen, train/test/repeated loss, lr, times;
+                        extra held-out losses and probe scores when the config asks for them)
+    extra_evals/        the token samples of ``train.extra_evals`` (``train.extra_evals`` module), if any
     checkpoints/        step_XXXXXXX/ resumable checkpoints, the last K kept (``train.checkpoint``)
     model.safetensors   final weights (``models.weights.save_model``)
     summary.json        final losses, steps, tokens, times, parameter counts; written last (= done)
 
 ``train`` is idempotent: the same call on a finished run returns its summary, and on an interrupted
 one (even SIGKILLed) resumes from the last checkpoint and ends with the same weights, bit for bit on CPU.
+A run with ``init_from`` starts from another run's weights (fine-tuning) with a fresh optimizer and its own
+schedule; ``init_weights`` checks that the two runs share model shape and tokenizer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from repeatlab.config import config_hash, load_json, to_dict
+from repeatlab.config import ConfigError, config_hash, from_dict, load_json, to_dict
 from repeatlab.data.mixture import Mixture, load_mixture
 from repeatlab.data.prepared import PreparedDataset, load_prepared
 from repeatlab.io import read_json, read_jsonl, write_json
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
-from repeatlab.models.weights import load_model, save_model
+from repeatlab.models.weights import CheckpointMismatchError, load_model, save_model
 from repeatlab.train.checkpoint import Checkpointer, step_dir_name
 from repeatlab.train.config import RunConfig
 from repeatlab.train.distributed import world
+from repeatlab.train.extra_evals import eval_rows, load_extra_evals, save_extra_evals
 from repeatlab.train.metrics import METRICS_FILE, MetricsLog
-from repeatlab.train.trainer import Trainer
+from repeatlab.train.trainer import StepEvaluator, Trainer
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -47,25 +53,39 @@ class RunDirError(ValueError):
     """The run directory belongs to another config or is not a run directory."""
 
 
-def train(config: RunConfig, run_dir: Path, *, progress: ProgressFn | None = None) -> dict[str, Any]:
+def train(
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    evaluators: Mapping[str, StepEvaluator] | None = None,
+) -> dict[str, Any]:
     """Train ``config`` in ``run_dir`` (created, resumed, or returned as is when finished); return the summary.
 
     ``progress`` receives ``{"event": "start" | "resume" | "eval" | "done", ...}`` dicts (eval events carry
-    the metrics record). Under ``torchrun`` every process calls this; only rank 0 writes and reports.
+    the metrics record). ``evaluators`` compute the scores of ``config.train.probe_metrics`` (one per name,
+    merged into each metrics record); ``repeatlab.dynamics.train_with_probes`` builds them. Under ``torchrun``
+    every process calls this; only rank 0 writes and reports.
     """
     config, run_dir = config.resolved(), Path(run_dir)
     check_run_dir(run_dir, config)
     if (run_dir / SUMMARY_FILE).is_file():
         return read_json(run_dir / SUMMARY_FILE)
     dataset, mixture = load_prepared(config.dataset), load_mixture(config.mixture)
+    extra_tokens = load_extra_evals(config.train.extra_evals, dataset, run_dir,
+                                    n_sequences=config.train.eval_test_sequences, seed=config.train.eval_seed)
     with world(config.train) as w:
         report = progress if progress is not None and w.is_main else (lambda _event: None)
-        trainer = Trainer(config, w, dataset=dataset, mixture=mixture)  # every input checked before writing
+        # Every input is checked before anything is written.
+        trainer = Trainer(config, w, dataset=dataset, mixture=mixture, init_state=init_weights(config, dataset),
+                          extra_evals={name: eval_rows(t, dataset.context) for name, t in extra_tokens.items()},
+                          evaluators=evaluators)
         n_steps = trainer.plan.n_steps
         if w.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             if not (run_dir / CONFIG_FILE).is_file():
                 write_json(run_dir / CONFIG_FILE, to_dict(config))
+            save_extra_evals(config.train.extra_evals, extra_tokens, run_dir)
         checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, every=config.train.checkpoint_every,
                                     keep=config.train.keep_checkpoints, final_step=n_steps, write=w.is_main)
         metrics = MetricsLog(run_dir, write=w.is_main)
@@ -114,13 +134,61 @@ def check_run_dir(run_dir: Path, config: RunConfig) -> None:
             raise RunDirError(f"{run_dir} is not empty and holds no {CONFIG_FILE}; it is not a run directory: "
                               f"choose another one")
         return
-    stored = read_json(stored_file)
+    stored = _with_defaults(read_json(stored_file))
     asked = json.loads(json.dumps(to_dict(config)))
     if stored != asked:
         diffs = _differences(stored, asked)
         raise RunDirError(
             f"run directory {run_dir} belongs to a different config ({'; '.join(diffs[:5])}); "
             f"it was not modified: choose another run directory, or delete this one to start over"
+        )
+
+
+def _with_defaults(stored: Any) -> Any:
+    """A stored config with the fields added since it was written filled in with their defaults (unchanged
+    when it does not parse), so runs written by an earlier version resume."""
+    try:
+        return json.loads(json.dumps(to_dict(from_dict(RunConfig, stored))))
+    except (ConfigError, TypeError, ValueError):
+        return stored
+
+
+def init_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, Tensor] | None:
+    """The weights ``config.init_from`` names (``None`` without it), checked against this run's model and data.
+
+    The source must be a run directory whose checkpoint ``config.init_checkpoint`` holds a model of this run's
+    size, vocabulary and context, and whose dataset (when still on disk) used the same tokenizer: token ids
+    must mean the same thing in both runs.
+    """
+    if config.init_from is None:
+        return None
+    source = Path(config.init_from)
+    if not (source / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"init_from: {source} is not a run directory (no {CONFIG_FILE}); give the directory "
+                                f"of the run to fine-tune from")
+    source_config = load_json(RunConfig, source / CONFIG_FILE)
+    expected = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
+    try:
+        model = load_model(_weights_path(source, config.init_checkpoint), expected=expected)
+    except CheckpointMismatchError as exc:
+        raise CheckpointMismatchError(
+            f"cannot initialise from {source}: its weights do not fit model {config.model!r} over {dataset.path} "
+            f"({exc}); fine-tune with the source's model size ({source_config.model}) on a dataset with the same "
+            f"vocabulary and context"
+        ) from None
+    _check_same_tokenizer(Path(source_config.dataset), dataset)
+    return model.state_dict()
+
+
+def _check_same_tokenizer(source_dataset: Path, dataset: PreparedDataset) -> None:
+    ours, theirs = dataset.path / "tokenizer.json", source_dataset / "tokenizer.json"
+    if not theirs.is_file() or theirs.resolve() == ours.resolve():
+        return  # the source's data is gone (nothing to compare) or it is the same dataset
+    if theirs.read_bytes() != ours.read_bytes():
+        raise ValueError(
+            f"the dataset {dataset.path} uses another tokenizer than {source_dataset}, which the init_from run was "
+            f"trained on, so token ids would mean different things; fine-tune on a mixture over {source_dataset}, "
+            f"or prepare both corpora with the byte tokenizer"
         )
 
 
@@ -142,6 +210,12 @@ def _final_record(records: list[dict[str, Any]], n_steps: int) -> dict[str, Any]
 
 def _summary(config: RunConfig, trainer: Trainer, final: dict[str, Any]) -> dict[str, Any]:
     p = trainer.progress
+    optional: dict[str, Any] = {f"{name}_loss": final[f"{name}_loss"] for name in config.train.extra_evals}
+    if config.train.probe_metrics:
+        optional["probe_time_s"] = round(p.probe_time_s, 3)
+        optional["probe_time_share"] = round(p.probe_time_s / p.wall_time_s, 4) if p.wall_time_s > 0 else None
+    if config.init_from is not None:
+        optional["init_from"] = {"run_dir": config.init_from, "checkpoint": config.init_checkpoint}
     return {
         "steps": p.step,
         "tokens": p.tokens_seen,
@@ -162,6 +236,7 @@ def _summary(config: RunConfig, trainer: Trainer, final: dict[str, Any]) -> dict
         "device": trainer.world.device.type,
         "precision": str(trainer.world.dtype).removeprefix("torch."),
         "config_hash": config_hash(config),
+        **optional,
     }
 
 

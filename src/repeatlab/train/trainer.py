@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,6 +29,7 @@ from repeatlab.models.sizes import model_config
 from repeatlab.train.checkpoint import RNGState, Stateful
 from repeatlab.train.config import OptimConfig, RunConfig
 from repeatlab.train.distributed import World
+from repeatlab.train.interventions import check_interventions, intervened
 from repeatlab.train.memory import check_memory
 from repeatlab.train.metrics import Evaluator
 from repeatlab.train.plan import BatchPlan, plan_batches
@@ -34,6 +37,10 @@ from repeatlab.train.schedule import eval_steps, learning_rate
 
 # Losses stay on the device between checks (no per-step sync on GPU); check at least this often.
 _MAX_PENDING_LOSSES = 32
+
+StepEvaluator = Callable[[GPT, int], dict[str, float]]
+"""``(model, step) -> {metric: value}``: extra numbers for the metrics record of an evaluation (probe scores).
+Called in eval mode without gradients, with the interventions of that step in place."""
 
 
 class TrainingDiverged(ValueError):
@@ -50,6 +57,8 @@ class Progress:
     """Wall-clock seconds of the run (training, evaluation and checkpointing), summed over restarts."""
     train_time_s: float = 0.0
     """Seconds spent in training steps only (excludes evaluation and checkpoints)."""
+    probe_time_s: float = 0.0
+    """Seconds spent in the step evaluators (probes during training), summed over restarts."""
     loss_sum: float = 0.0
     """Sum of per-step training losses since the last evaluation."""
     loss_steps: int = 0
@@ -64,11 +73,17 @@ class Progress:
             setattr(self, key, value)
 
 
-def build_model(config: RunConfig, dataset: PreparedDataset, world: World) -> GPT:
-    """A freshly initialised model, seeded on the CPU so every device and process starts identically."""
+def build_model(
+    config: RunConfig, dataset: PreparedDataset, world: World, init_state: Mapping[str, Tensor] | None = None
+) -> GPT:
+    """A freshly initialised model, seeded on the CPU so every device and process starts identically; with
+    ``init_state`` (the weights of ``config.init_from``) those weights replace the initial ones exactly."""
     shape: ModelConfig = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
-    torch.manual_seed(config.train.seed)
-    return GPT(shape).to(world.device)
+    torch.manual_seed(config.train.seed)  # also with init_state: the RNG then advances as in a fresh run
+    model = GPT(shape)
+    if init_state is not None:
+        model.load_state_dict(init_state, strict=True)
+    return model.to(world.device)
 
 
 def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
@@ -96,16 +111,45 @@ def wrap_model(model: GPT, world: World, *, compile: bool) -> tuple[nn.Module, D
     return module, ddp
 
 
+def _check_evaluators(config: RunConfig, evaluators: Mapping[str, StepEvaluator]) -> None:
+    """The evaluators must be exactly those the config names, so the metrics a run logs follow from its config."""
+    wanted = set(config.train.probe_metrics)
+    missing, extra = sorted(wanted - set(evaluators)), sorted(set(evaluators) - wanted)
+    if missing:
+        raise ValueError(
+            f"train.probe_metrics lists {', '.join(missing)} but no evaluator computes it; train through "
+            f"repeatlab.dynamics.train_with_probes (or 'repeatlab train'), which supplies the probe evaluators"
+        )
+    if extra:
+        raise ValueError(f"evaluators were given for {', '.join(extra)}, which train.probe_metrics does not list; "
+                         f"add them to the config so that the run's identity names what it logs")
+
+
 class Trainer:
     """Model, optimizer, data and counters of one run (see the module docstring)."""
 
-    def __init__(self, config: RunConfig, world: World, *, dataset: PreparedDataset, mixture: Mixture) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        world: World,
+        *,
+        dataset: PreparedDataset,
+        mixture: Mixture,
+        init_state: Mapping[str, Tensor] | None = None,
+        extra_evals: Mapping[str, np.ndarray] | None = None,
+        evaluators: Mapping[str, StepEvaluator] | None = None,
+    ) -> None:
+        """``init_state``: starting weights (``config.init_from``); ``extra_evals``: ``{name: [n, context + 1]}``
+        token rows of ``config.train.extra_evals``; ``evaluators``: one per name in ``config.train.probe_metrics``."""
         self.config, self.world = config, world
+        self.evaluators = dict(evaluators or {})
+        _check_evaluators(config, self.evaluators)
         self.plan: BatchPlan = plan_batches(
             config.train, context=dataset.context, world_size=world.world_size, n_sequences=mixture.n_sequences
         )
         self.loader = MixtureLoader(dataset, mixture, batch_size=self.plan.batch_sequences)
-        self.model = build_model(config, dataset, world)
+        self.model = build_model(config, dataset, world, init_state)
+        check_interventions(self.model, config.train.interventions)
         check_memory(self.model, self.plan, world)  # before DDP: the probe runs a bare backward pass
         self.module, self.ddp = wrap_model(self.model, world, compile=config.train.compile)
         self.optimizer = build_optimizer(self.model, config.optim, world.device)
@@ -117,6 +161,7 @@ class Trainer:
             repeated_sequences=config.train.eval_repeated_sequences,
             batch_sequences=self.plan.micro_batch_sequences,
             seed=config.train.eval_seed,
+            extra=extra_evals,
         )
         self.eval_at = set(eval_steps(self.plan.n_steps, n_log_evals=config.train.n_log_evals,
                                       eval_every=config.train.eval_every))
@@ -148,10 +193,11 @@ class Trainer:
         inputs = batch.inputs[rows].to(self.world.device, non_blocking=True)  # [b, T]
         targets = batch.targets[rows].to(self.world.device, non_blocking=True)  # [b, T]
         step_loss = torch.zeros((), device=self.world.device)
-        for i in range(plan.grad_accum):
-            micro = slice(i * plan.micro_batch_sequences, (i + 1) * plan.micro_batch_sequences)
-            loss = self._forward_backward(inputs[micro], targets[micro], sync=i == plan.grad_accum - 1)
-            step_loss += loss.detach()
+        with intervened(self.model, self.config.train.interventions, step):
+            for i in range(plan.grad_accum):
+                micro = slice(i * plan.micro_batch_sequences, (i + 1) * plan.micro_batch_sequences)
+                loss = self._forward_backward(inputs[micro], targets[micro], sync=i == plan.grad_accum - 1)
+                step_loss += loss.detach()
         if self.config.optim.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
@@ -202,7 +248,9 @@ class Trainer:
             return None
         self.check_losses()
         p = self.progress
-        losses = self.evaluator.evaluate(self.model)
+        with intervened(self.model, self.config.train.interventions, p.step, evaluating=True):
+            losses = self.evaluator.evaluate(self.model)
+            scores = self._run_evaluators()
         tokens = p.tokens_seen - p.tokens_at_eval
         seconds = p.train_time_s - p.train_time_at_eval
         record = {
@@ -215,8 +263,31 @@ class Trainer:
             "train_time_s": round(p.train_time_s, 3),
             "tokens_per_s": round(tokens / seconds, 1) if tokens and seconds > 0 else None,
         }
+        if self.evaluators:
+            clash = sorted(set(record) & set(scores))
+            if clash:
+                raise ValueError(f"a step evaluator returned {clash[0]!r}, which the metrics record already holds")
+            record.update(scores)
+            record["probe_time_s"] = round(p.probe_time_s, 3)
         p.loss_sum, p.loss_steps, p.tokens_at_eval, p.train_time_at_eval = 0.0, 0, p.tokens_seen, p.train_time_s
         return record
+
+    @torch.no_grad()
+    def _run_evaluators(self) -> dict[str, float]:
+        """Every step evaluator's numbers, in eval mode; their time is added to ``progress.probe_time_s``."""
+        if not self.evaluators:
+            return {}
+        started = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        scores: dict[str, float] = {}
+        try:
+            for name in self.config.train.probe_metrics:
+                scores.update(self.evaluators[name](self.model, self.progress.step))
+        finally:
+            self.model.train(was_training)
+        self.progress.probe_time_s += time.perf_counter() - started
+        return scores
 
     def tick(self) -> float:
         """Add the wall time since the last call to ``progress.wall_time_s`` and return the total."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from repeatlab.report.analysis import Analysis
+from repeatlab.report.dynamics import DYNAMICS_SECTIONS, probe_curves_section
 from repeatlab.report.model import Section
 from repeatlab.report.sections.corpus import samples_section
 from repeatlab.report.sections.curves import curves_section
@@ -27,6 +28,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     degradation_section,
     heatmap_section,
     curves_section,
+    *DYNAMICS_SECTIONS,
     damage_section,
     heads_section,
     scaling_section,
@@ -38,6 +40,7 @@ RUN_SECTIONS: tuple[SectionBuilder, ...] = (
     overview_section,
     findings_section,
     curves_section,
+    probe_curves_section,
     heads_section,
     samples_section,
 )

@@ -1,0 +1,104 @@
+"""Training-time interventions: zero, mean-ablate or clamp activations (or single heads) at named hook points.
+
+Singh et al. (2024) clamp parts of a network throughout training to find which sub-circuits an induction head
+needs in order to form; the same hooks test whether repeated data's damage runs through given heads. An
+intervention is plain data (``InterventionConfig``: hook, heads, mode, step range), so whether it applies
+is a pure function of the step and a resumed run applies exactly the same ones.
+
+Per-head hook points carry a head axis: ``blocks.{i}.attn.{q,k,v,z}`` are ``[B, T, H, Dh]`` and
+``blocks.{i}.attn.pattern`` is ``[B, H, Tq, Tk]``; every other hook point is ``[B, T, D]`` and is
+replaced as a whole. Replacements are new tensors (never in-place edits) and the ``mean`` of mode
+``mean`` is detached, so no gradient flows through a replaced value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from repeatlab.models.gpt import GPT
+from repeatlab.models.hooks import HookFn, hook_names, hooks
+from repeatlab.train.config import InterventionConfig
+
+_PER_HEAD = re.compile(r"blocks\.(\d+)\.attn\.(q|k|v|z|pattern)")
+
+
+def head_axis(hook: str) -> int | None:
+    """The head axis of a hook point's activation, or ``None`` when it has none."""
+    match = _PER_HEAD.fullmatch(hook)
+    if match is None:
+        return None
+    return 1 if match.group(2) == "pattern" else 2
+
+
+def _mean_dims(hook: str) -> tuple[int, ...]:
+    # Attention patterns are [B, H, Tq, Tk]: averaging over query positions would mix causal rows.
+    return (0,) if hook.endswith(".attn.pattern") else (0, 1)
+
+
+def check_interventions(model: GPT, interventions: Sequence[InterventionConfig]) -> None:
+    """Raise ``ValueError`` naming the first intervention whose hook or heads the model does not have."""
+    names = set(hook_names(model))
+    for i, item in enumerate(interventions):
+        where = f"train.interventions[{i}]"
+        if item.hook not in names:
+            raise ValueError(f"{where}: the model has no hook point {item.hook!r}; per-layer names run from "
+                             f"blocks.0 to blocks.{model.config.n_layer - 1} (see repeatlab.models.hook_names)")
+        if item.heads and head_axis(item.hook) is None:
+            raise ValueError(f"{where}: {item.hook!r} has no head axis, so heads must be empty; per-head hook "
+                             f"points are blocks.{{i}}.attn.q/k/v/z/pattern")
+        bad = [h for h in item.heads if h >= model.config.n_head]
+        if bad:
+            raise ValueError(f"{where}: head {bad[0]} does not exist; the model has heads 0..{model.config.n_head - 1}")
+
+
+def replace_activation(x: Tensor, item: InterventionConfig) -> Tensor:
+    """``x`` with the intervention's heads (or all of it) replaced by zeros, the batch mean or a constant."""
+    if item.mode == "zero":
+        new = torch.zeros_like(x)
+    elif item.mode == "clamp":
+        new = torch.full_like(x, item.value)
+    else:
+        new = x.detach().mean(dim=_mean_dims(item.hook), keepdim=True).expand_as(x)
+    if not item.heads:
+        return new
+    axis = head_axis(item.hook)
+    if axis is None:  # excluded by check_interventions
+        raise ValueError(f"{item.hook!r} has no head axis")
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    mask = torch.zeros(x.shape[axis], dtype=torch.bool, device=x.device)  # [H]
+    mask[list(item.heads)] = True
+    return torch.where(mask.view(shape), new, x)
+
+
+def _hook(items: list[InterventionConfig]) -> HookFn:
+    def hook(x: Tensor, _name: str) -> Tensor:
+        for item in items:  # several interventions on one hook point apply in config order
+            x = replace_activation(x, item)
+        return x
+
+    return hook
+
+
+@contextlib.contextmanager
+def intervened(
+    model: GPT, interventions: Sequence[InterventionConfig], step: int, *, evaluating: bool = False
+) -> Iterator[None]:
+    """Run the block with the interventions active at ``step`` hooked into ``model``; always removed after."""
+    by_hook: dict[str, list[InterventionConfig]] = {}
+    for item in interventions:
+        if item.active(step, evaluating=evaluating):
+            by_hook.setdefault(item.hook, []).append(item)
+    if not by_hook:
+        yield
+        return
+    with hooks(model, {name: _hook(items) for name, items in by_hook.items()}):
+        yield
+
+
+__all__ = ["check_interventions", "head_axis", "intervened", "replace_activation"]

@@ -1,0 +1,82 @@
+"""Fine-tuning stage: configs, the from-scratch comparison and its effective-parameter multiplier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repeatlab.dynamics import FINETUNE_FILE, FinetuneStage, compare_finetune, finetune_config, run_finetune_stage
+from repeatlab.io import write_json
+from repeatlab.laws import PowerLaw
+from repeatlab.report import dynamics as report_dynamics
+from repeatlab.train import train
+
+from .conftest import tiny_config
+
+LAW = PowerLaw(E=1.0, n_c=1e4, alpha=0.5)  # L(N) = 1 + (1e4 / N)^0.5; N_eff(L) = 1e4 / (L - 1)^2
+
+
+def test_finetune_config_keeps_the_run_and_halves_the_schedule(text_data: Path) -> None:
+    pretrained = tiny_config(text_data, mixture="repeated")
+    config = finetune_config(pretrained, text_data / "pre", dataset=pretrained.dataset, mixture="m")
+    assert config.optim.lr == pretrained.optim.lr / 2
+    assert config.optim.warmup_steps == pretrained.optim.warmup_steps // 2
+    assert config.model == pretrained.model and config.train == pretrained.train and config.mixture == "m"
+    assert config.init_from == str((text_data / "pre").resolve()) and config.init_checkpoint == "final"
+    with pytest.raises(ValueError, match="lr_scale"):
+        FinetuneStage(total_tokens=100, lr_scale=0.0)
+
+
+def fake_run(path: Path, *, loss: float, n_params: int = 40_000, init_from: Path | None = None,
+             kind: str = "repeated") -> Path:
+    path.mkdir(parents=True)
+    summary = {"test_loss": loss, "n_params_non_embedding": n_params, "model": "m",
+               "mixture": {"kind": kind, "repeated_fraction": 0.5, "repeated_epochs": 4.0}}
+    if init_from is not None:
+        summary["init_from"] = {"run_dir": str(init_from), "checkpoint": "final"}
+    write_json(path / "summary.json", summary)
+    return path
+
+
+def test_compare_inverts_the_from_scratch_law(tmp_path: Path) -> None:
+    pre = fake_run(tmp_path / "pre", loss=2.0)
+    finetuned = fake_run(tmp_path / "ft", loss=1.0 + (1e4 / 25_000) ** 0.5, init_from=pre)  # N_eff = 25k
+    scratch = fake_run(tmp_path / "scratch", loss=1.0 + (1e4 / 40_000) ** 0.5)  # N_eff = 40k
+    row = compare_finetune(finetuned, scratch, LAW)
+    assert row.n_eff_finetuned == pytest.approx(25_000) and row.n_eff_scratch == pytest.approx(40_000)
+    assert row.multiplier == pytest.approx(25_000 / 40_000)  # ossified: worth 0.625x the parameters
+    assert row.pretrained == "pre" and row.pretrain_kind == "repeated"
+    alone = compare_finetune(finetuned, None, LAW)
+    assert alone.multiplier == pytest.approx(25_000 / 40_000) and alone.scratch_loss is None  # against N itself
+    assert compare_finetune(finetuned, scratch, None).multiplier is None
+
+
+def test_stage_fine_tunes_trains_from_scratch_and_writes_the_comparison(text_data: Path, tmp_path: Path) -> None:
+    runs = []
+    for name, mixture in (("control", "control"), ("repeated", "repeated")):
+        train(tiny_config(text_data, mixture=mixture, n_log_evals=0, eval_every=None), tmp_path / name)
+        runs.append(tmp_path / name)
+    stage = FinetuneStage(total_tokens=24 * 32, mixture_seed=5)
+    rows = run_finetune_stage(runs, stage, tmp_path / "stage", law=LAW)
+    out = tmp_path / "stage"
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    assert names == ["ft-control", "ft-repeated", "scratch-attn-only-tiny-2l-seed0"]
+    stored = json.loads((out / FINETUNE_FILE).read_text())
+    assert [r["run"] for r in stored["rows"]] == ["ft-control", "ft-repeated"] and stored["note"] is None
+    assert {r.pretrain_kind for r in rows} == {"control", "repeated"}
+    for row in rows:
+        assert row.multiplier == pytest.approx(row.n_eff_finetuned / row.n_eff_scratch)
+        assert row.scratch_loss == rows[0].scratch_loss  # one from-scratch run per size and seed
+    ft_config = json.loads((out / "runs" / "ft-control" / "config.json").read_text())
+    assert ft_config["init_from"] == str(runs[0].resolve()) and ft_config["optim"]["lr"] == 1.5e-3
+    # Idempotent: a second call trains nothing and gives the same rows; with one size there is no law to fit.
+    assert run_finetune_stage(runs, stage, out, law=LAW) == rows
+    again = run_finetune_stage(runs, stage, out)
+    assert all(r.multiplier is None for r in again)
+    assert "no from-scratch law" in json.loads((out / FINETUNE_FILE).read_text())["note"]
+
+
+def test_report_reads_the_stage_file_by_the_same_name() -> None:
+    assert report_dynamics.FINETUNE_FILE == FINETUNE_FILE
