@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from repeatlab.data.corpus import load_corpus
 from repeatlab.data.loader import MixtureLoader

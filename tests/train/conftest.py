@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +54,17 @@ def run_config(data_dir: Path, *, mixture: str = "repeated", **train: object) ->
         optim=OptimConfig(lr=3e-3, warmup_steps=2),
         train=TrainConfig(**fields),  # type: ignore[arg-type]
     )
+
+
+class StopTraining(Exception):
+    """Raised from a progress callback to interrupt a run in-process, where a crash would."""
+
+
+def stop_at_eval(step: int) -> Callable[[dict[str, Any]], None]:
+    """A progress callback that interrupts training right after the evaluation of ``step``."""
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["event"] == "eval" and event["step"] == step:
+            raise StopTraining
+
+    return progress

@@ -20,7 +20,7 @@ from repeatlab.train.distributed import world
 from repeatlab.train.run import check_run_dir
 from repeatlab.train.trainer import Trainer
 
-from .conftest import run_config
+from .conftest import StopTraining, run_config, stop_at_eval
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +58,9 @@ def test_finetuning_starts_where_pretraining_ended_and_resumes_exactly(data_dir:
     assert summary["init_from"] == {"run_dir": str(source.resolve()), "checkpoint": "final"}
     assert summary["test_loss"] < pretrained[-1]["test_loss"]
 
-    class Stop(Exception):
-        pass
 
-    def stop_at_5(event: dict[str, Any]) -> None:
-        if event["event"] == "eval" and event["step"] == 5:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(config, tmp_path / "run", progress=stop_at_5)
+    with pytest.raises(StopTraining):
+        train(config, tmp_path / "run", progress=stop_at_eval(5))
     train(config, tmp_path / "run")
     ours, theirs = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("run", "reference"))
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

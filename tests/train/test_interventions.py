@@ -14,7 +14,7 @@ from repeatlab.models.gpt import GPT, ModelConfig
 from repeatlab.train import InterventionConfig, train
 from repeatlab.train.interventions import check_interventions, intervened, replace_activation
 
-from .conftest import run_config
+from .conftest import StopTraining, run_config, stop_at_eval
 
 
 def small_model() -> GPT:
@@ -110,15 +110,9 @@ def test_resume_with_interventions_is_exact(data_dir: Path, tmp_path: Path) -> N
     config = run_config(data_dir, interventions=items)
     reference = train(config, tmp_path / "reference")
 
-    class Stop(Exception):
-        pass
 
-    def stop_at_5(event: dict[str, Any]) -> None:
-        if event["event"] == "eval" and event["step"] == 5:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(config, tmp_path / "run", progress=stop_at_5)
+    with pytest.raises(StopTraining):
+        train(config, tmp_path / "run", progress=stop_at_eval(5))
     resumed = train(config, tmp_path / "run")
     ours, theirs = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("run", "reference"))
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

@@ -17,7 +17,7 @@ from repeatlab.models.weights import CorruptCheckpointError
 from repeatlab.train import RunDirError, TrainingDiverged, load_run, train
 from repeatlab.train.memory import BatchTooLargeError
 
-from .conftest import CONTEXT, run_config
+from .conftest import CONTEXT, StopTraining, run_config, stop_at_eval
 
 RECORD_KEYS = {"step", "tokens_seen", "train_loss", "test_loss", "repeated_loss", "lr", "wall_time_s",
                "train_time_s", "tokens_per_s"}
@@ -76,16 +76,10 @@ def test_resume_after_interruption_is_exact(finished: tuple[Path, dict[str, Any]
                                             tmp_path: Path) -> None:
     """Stop after the eval of step 5 (past checkpoint 4, record 5 written), then resume."""
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_5(event: dict[str, Any]) -> None:
-        if event["event"] == "eval" and event["step"] == 5:
-            raise Stop
 
     run_dir = tmp_path / "run"
-    with pytest.raises(Stop):
-        train(run_config(data_dir), run_dir, progress=stop_at_5)
+    with pytest.raises(StopTraining):
+        train(run_config(data_dir), run_dir, progress=stop_at_eval(5))
     assert [r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())][-1] == 5
     events: list[dict[str, Any]] = []
     train(run_config(data_dir), run_dir, progress=events.append)
