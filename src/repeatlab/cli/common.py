@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -27,3 +29,17 @@ def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
     for label, value in rows:
         table.add_row(label, value)
     console.print(table)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs; values are read as JSON (numbers, true/false, null), else kept as strings."""
+    updates: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE (e.g. train.eval_every=100), got {item!r}")
+        try:
+            updates[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            updates[key.strip()] = text  # a bare string such as zero or mean
+    return updates

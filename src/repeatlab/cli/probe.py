@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import torch
 import typer
 
-from repeatlab.cli.common import console, print_rows
+from repeatlab.cli.common import console, parse_sets, print_rows
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import override
 from repeatlab.io import write_json
@@ -41,7 +40,7 @@ def probe(
         updates["probes"] = [name.strip() for item in probes for name in item.split(",") if name.strip()]
     if ablate:
         updates["ablation_heads"] = [_parse_head(item) for item in ablate.split(",") if item.strip()]
-    updates.update(_parse_sets(set_ or []))
+    updates.update(parse_sets(set_ or []))
     if updates:
         config = override(config, updates)
     run = load_run(run_dir, device=_device(device), checkpoint=checkpoint)
@@ -69,19 +68,6 @@ def _parse_head(text: str) -> list[int]:
         raise ValueError(f"--ablate expects heads as LAYER.HEAD (e.g. 1.3), got {text.strip()!r}")
     return [int(layer), int(head)]
 
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    updates: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw  # a bare string such as zero or mean
-        updates[key.strip()] = value
-    return updates
 
 
 def _fmt(value: float | None) -> str:

@@ -5,7 +5,6 @@ Works the same under ``torchrun --nproc_per_node N -m repeatlab.cli.__main__ tra
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from repeatlab.cli.common import console, parse_count
+from repeatlab.cli.common import console, parse_count, parse_sets
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import ConfigError, from_dict, load_json, load_toml, override, to_dict
 from repeatlab.dynamics import finetune_config, train_with_probes
@@ -78,7 +77,7 @@ def train(
         "train.interventions": [to_dict(parse_intervention(item)) for item in intervention] if intervention else None,
     }
     updates = {key: value for key, value in updates.items() if value is not None}
-    updates.update(_parse_sets(set_ or []))
+    updates.update(parse_sets(set_ or []))
     run_config = override(_base_config(run_dir, config, updates), updates)
     main = int(os.environ.get("RANK", "0")) == 0
     summary = train_with_probes(run_config, run_dir, progress=_print_event if main else None)
@@ -120,19 +119,6 @@ def _finetune_base(source: Path, updates: dict[str, Any]) -> RunConfig:
                            mixture=updates["mixture"])
     return replace(base, model=updates.get("model", pretrained.model))
 
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are read as JSON (numbers, true/false, null), else kept as strings."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE (e.g. train.eval_every=100), got {item!r}")
-        try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key.strip()] = text
-    return out
 
 
 def _parse_extra_eval(item: str) -> tuple[str, str]:
