@@ -2,11 +2,14 @@
 
     python benchmarks/probe_speed.py                                   # tiny and small sizes, CPU (+ CUDA)
     python benchmarks/probe_speed.py --sizes gpt2-small hern-12l --vocab 50257 --context 1024 --devices cuda
+    python benchmarks/probe_speed.py --memorisation                    # KV-cached greedy decoding vs uncached
 
 Models are randomly initialised (probe cost does not depend on the weights, except memorisation, which
 decodes every sequence that is not already memorised: the worst case). Data are random tokens in a
 synthetic prepared dataset with a repeated mixture, so every probe runs its real code path with the
-default ``ProbeConfig``. Prints figures; asserts nothing.
+default ``ProbeConfig``. ``--memorisation`` instead times the memorisation probe's greedy decoding with
+the KV cache against the uncached reference it replaced (every step re-runs the whole prefix), in the same
+process on the same rows, and checks that both give the same hits. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from repeatlab.data.prepared import load_prepared
 from repeatlab.io import write_json
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
-from repeatlab.probes import PROBE_NAMES, ProbeConfig, run_probes
+from repeatlab.probes import PROBE_NAMES, ProbeConfig, greedy_matches, run_probes
+from repeatlab.probes.memorisation import logits_from
 
 
 def synthetic_data(root: Path, *, vocab: int, context: int, n_train_sequences: int) -> tuple[Path, Path]:
@@ -56,6 +60,43 @@ def timed(fn, device: str) -> float:  # noqa: ANN001
     return time.perf_counter() - start
 
 
+@torch.no_grad()
+def uncached_greedy_matches(model: GPT, rows: torch.Tensor, *, prefix_tokens: int, continuation_tokens: int,
+                            batch_size: int) -> torch.Tensor:
+    """The baseline: ``greedy_matches`` as it was before the KV cache, re-running the prefix at every step."""
+    P, K = prefix_tokens, continuation_tokens
+    device = next(model.parameters()).device
+    out = []
+    for batch in rows.split(batch_size):
+        truth = batch[:, : P + K].to(device=device, dtype=torch.int64)  # [B, P + K]
+        hits = logits_from(model, truth[:, :-1], P - 1).argmax(dim=-1) == truth[:, P:]  # [B, K]
+        first_miss = torch.where(hits.all(dim=1), K, (~hits).int().argmax(dim=1))  # [B]
+        active = first_miss < K  # [B]
+        if active.any():
+            buffer = truth[active].clone()  # [A, P + K]
+            for j in range(int(first_miss[active].min()), K):
+                buffer[:, P + j] = logits_from(model, buffer[:, : P + j], P + j - 1)[:, 0].argmax(dim=-1)  # [A]
+            hits[active] = buffer[:, P:] == truth[active][:, P:]
+        out.append(hits.cpu())
+    return torch.cat(out)
+
+
+def compare_memorisation(model: GPT, rows: torch.Tensor, config: ProbeConfig, device: str, repeats: int) -> str:
+    """Best-of-``repeats`` wall time of cached and uncached decoding of ``rows``, timed alternately."""
+    P, K = config.memorisation_prefix_tokens, config.memorisation_continuation_tokens
+    # The batch the probe suite uses for short sequences: as many tokens as batch_size full contexts.
+    batch = max(config.batch_size, config.batch_size * model.config.context // (P + K))
+    kwargs = {"prefix_tokens": P, "continuation_tokens": K, "batch_size": batch}
+    cached_s, uncached_s = [], []
+    for _ in range(repeats):
+        cached_s.append(timed(lambda: greedy_matches(model, rows, **kwargs), device))
+        uncached_s.append(timed(lambda: uncached_greedy_matches(model, rows, **kwargs), device))
+    same = torch.equal(greedy_matches(model, rows, **kwargs), uncached_greedy_matches(model, rows, **kwargs))
+    cached, uncached = min(cached_s), min(uncached_s)
+    return (f"cached {cached:.2f}s, uncached {uncached:.2f}s, ratio {uncached / cached:.1f}x "
+            f"({rows.shape[0]} rows, batch {batch}, same hits: {same})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=None, help="size names (default: tiny-2l tiny-4l hern-2l "
@@ -66,6 +107,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--per-probe", action="store_true", help="also time each probe alone")
+    parser.add_argument("--memorisation", action="store_true",
+                        help="time cached vs uncached memorisation decoding instead of the probe set")
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs for --memorisation")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,14 +125,22 @@ def main() -> None:
                                    + (["hern-4l", "gpt2-small", "hern-12l"] if device == "cuda" else []))
             name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
             print(f"\n{name}")
-            print(f"{'size':<14}{'layers':>7}{'heads':>7}{'d_model':>9}{'params':>10}{'all probes':>12}")
+            print(f"{'size':<14}{'layers':>7}{'heads':>7}{'d_model':>9}{'params':>10}"
+                  + ("  memorisation decoding" if args.memorisation else f"{'all probes':>12}"))
             for size in sizes:
                 torch.manual_seed(0)
                 model = GPT(model_config(size, vocab_size=args.vocab, context=args.context)).to(device)
                 config = ProbeConfig(batch_size=args.batch_size)
+                cfg = model.config
+                if args.memorisation:
+                    rows = torch.from_numpy(dataset.sequences("train")[: config.n_memorisation_sequences]
+                                            .astype(np.int64))  # random tokens: nearly every row is decoded
+                    greedy_matches(model, rows[:2], batch_size=2)  # warm-up
+                    print(f"{size:<14}{cfg.n_layer:>7}{cfg.n_head:>7}{cfg.d_model:>9}{model.n_params() / 1e6:>9.1f}M  "
+                          + compare_memorisation(model, rows, config, device, args.repeats), flush=True)
+                    continue
                 run_probes(model, dataset, mixture, ProbeConfig(probes=("icl",), n_test_sequences=2))  # warm-up
                 seconds = timed(lambda: run_probes(model, dataset, mixture, config), device)  # noqa: B023
-                cfg = model.config
                 print(f"{size:<14}{cfg.n_layer:>7}{cfg.n_head:>7}{cfg.d_model:>9}"
                       f"{model.n_params() / 1e6:>9.1f}M{seconds:>11.2f}s", flush=True)
                 if args.per_probe:

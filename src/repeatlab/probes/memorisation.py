@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from repeatlab.models.decode import prefill, step
 from repeatlab.models.gpt import GPT
 from repeatlab.models.hooks import hooks
 from repeatlab.probes.heads import check_fits, model_device
@@ -24,8 +25,8 @@ from repeatlab.probes.heads import check_fits, model_device
 def logits_from(model: GPT, tokens: Tensor, start: int) -> Tensor:
     """Logits ``[B, T - start, V]`` of positions ``start..T-1`` only.
 
-    The ``ln_final.out`` hook hands the unembedding just those positions, so greedy decoding computes one
-    position's logits per step instead of ``T`` (with a 50k vocabulary that is most of the work).
+    The ``ln_final.out`` hook hands the unembedding just those positions, so the teacher-forced pass skips
+    the prefix's logits (with a 50k vocabulary the unembedding is much of the work).
     """
     with hooks(model, {"ln_final.out": lambda x, _name: x[:, start:]}):
         return model(tokens)  # [B, T - start, V]
@@ -60,7 +61,8 @@ def greedy_matches(
 
     One teacher-forced pass finds each row's first wrong prediction: up to it, greedy decoding and
     teacher forcing see the same tokens, so exactly-memorised rows never need decoding. Other rows are
-    decoded one token at a time from the earliest first mistake in their batch.
+    decoded one token at a time with a KV cache (``models/decode.py``) from the earliest first mistake in
+    their batch.
     """
     P, K = prefix_tokens, continuation_tokens
     if P < 1 or K < 1:
@@ -81,8 +83,12 @@ def greedy_matches(
         active = first_miss < K  # [B]
         if active.any():
             buffer = truth[active].clone()  # [A, P + K], overwritten by greedy tokens from the first miss on
-            for j in range(int(first_miss[active].min()), K):
-                buffer[:, P + j] = logits_from(model, buffer[:, : P + j], P + j - 1)[:, 0].argmax(dim=-1)  # [A]
+            start = int(first_miss[active].min())
+            logits, cache = prefill(model, buffer[:, : P + start])  # [A, V], predicting position P + start
+            for j in range(start, K):
+                buffer[:, P + j] = logits.argmax(dim=-1)  # [A]
+                if j + 1 < K:
+                    logits, cache = step(model, cache, buffer[:, P + j])  # [A, V]
             hits = hits.clone()
             hits[active] = buffer[:, P:] == truth[active][:, P:]
         out.append(hits.cpu())
