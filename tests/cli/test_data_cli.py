@@ -44,3 +44,26 @@ def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()
     result = runner.invoke(app, ["data", "mix", str(data), "--total-tokens", "ten", "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "cannot read 'ten'" in result.output
+
+
+def test_prepare_with_another_datasets_tokenizer(tmp_path: Path) -> None:
+    source, reused = tmp_path / "source", tmp_path / "reused"
+    result = runner.invoke(app, ["data", "prepare", str(_corpus(tmp_path)), "--out", str(source),
+                                 "--vocab-size", "300", "--context", "16"])
+    assert result.exit_code == 0, result.output
+    other = tmp_path / "other.txt"
+    other.write_text("\n\n".join(f"Another corpus, paragraph {i}, on subject {i % 5}." for i in range(200)))
+    result = runner.invoke(app, ["data", "prepare", str(other), "--out", str(reused), "--context", "16",
+                                 "--tokenizer-from", str(source)])
+    assert result.exit_code == 0, result.output
+    assert (reused / "tokenizer.json").read_bytes() == (source / "tokenizer.json").read_bytes()
+    meta = json.loads((reused / "meta.json").read_text())
+    assert meta["tokenizer"] == "bpe" and meta["vocab_size"] == 300
+    assert meta["tokenizer_from"]["dataset"] == str(source.resolve())
+    result = runner.invoke(app, ["data", "prepare", str(other), "--out", str(tmp_path / "x"), "--tokenizer-from",
+                                 str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "is not a prepared dataset" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "x").exists()
+    result = runner.invoke(app, ["data", "prepare", str(other), "--out", str(tmp_path / "x"), "--tokenizer-from",
+                                 str(source), "--tokenizer", "byte"])
+    assert result.exit_code == 2 and "conflicts with tokenizer='byte'" in result.output

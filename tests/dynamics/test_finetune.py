@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from repeatlab.config import load_json
+from repeatlab.data.mixture import MixtureSpec, make_mixture
+from repeatlab.data.prepare import PrepareConfig, prepare_dataset
 from repeatlab.dynamics import FINETUNE_FILE, FinetuneStage, compare_finetune, finetune_config, run_finetune_stage
 from repeatlab.io import write_json
 from repeatlab.laws import PowerLaw
+from repeatlab.models.weights import CheckpointMismatchError
 from repeatlab.report import dynamics as report_dynamics
-from repeatlab.train import train
+from repeatlab.train import RunConfig, train
 
-from .conftest import tiny_config
+from .conftest import CONTEXT, WORDS, tiny_config
 
 LAW = PowerLaw(E=1.0, n_c=1e4, alpha=0.5)  # L(N) = 1 + (1e4 / N)^0.5; N_eff(L) = 1e4 / (L - 1)^2
 
@@ -80,3 +85,68 @@ def test_stage_fine_tunes_trains_from_scratch_and_writes_the_comparison(text_dat
 
 def test_report_reads_the_stage_file_by_the_same_name() -> None:
     assert report_dynamics.FINETUNE_FILE == FINETUNE_FILE
+
+
+OTHER_WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do",
+               "eiusmod", "tempor"]
+
+
+def _write_corpus(folder: Path, words: list[str], prefix: str) -> Path:
+    folder.mkdir()
+    for i in range(60):
+        text = " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(40))
+        (folder / f"doc{i:03d}.txt").write_text(f"{prefix} {i}. {text}.", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pretrained_on_a(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``data/a`` (a 300-token BPE over one corpus), ``data/b`` (another corpus with a's tokenizer),
+    ``data/b-own`` (that corpus with its own 300-token BPE), ``data/b-short`` (a's tokenizer at half the
+    context), and ``pre/``: a run pre-trained on a control mixture over ``a``."""
+    root = tmp_path_factory.mktemp("two-corpora")
+    data = root / "data"
+    corpus_a = _write_corpus(root / "corpus-a", WORDS, "Doc")
+    corpus_b = _write_corpus(root / "corpus-b", OTHER_WORDS, "Item")
+    for name, source, context, tokenizer_from in (("a", corpus_a, CONTEXT, None),
+                                                  ("b", corpus_b, CONTEXT, data / "a"),
+                                                  ("b-own", corpus_b, CONTEXT, None),
+                                                  ("b-short", corpus_b, CONTEXT // 2, data / "a")):
+        config = PrepareConfig(source=str(source), vocab_size=300, context=context, test_fraction=0.1,
+                               tokenizer_from=str(tokenizer_from) if tokenizer_from else None)
+        prepare_dataset(config, data / name)
+    make_mixture(data / "a", MixtureSpec(total_tokens=48 * CONTEXT, seed=1), data / "mix-a")
+    config = replace(tiny_config(data, n_log_evals=0, eval_every=None), dataset=str(data / "a"),
+                     mixture=str(data / "mix-a"))
+    train(config, root / "pre")
+    return root
+
+
+def test_a_run_pretrained_on_one_corpus_fine_tunes_on_another_with_its_tokenizer(pretrained_on_a: Path,
+                                                                                  tmp_path: Path) -> None:
+    pre, other = pretrained_on_a / "pre", pretrained_on_a / "data" / "b"
+    stage = FinetuneStage(total_tokens=24 * CONTEXT, dataset=str(other), scratch=False)
+    (row,) = run_finetune_stage([pre], stage, tmp_path / "stage")
+    run = tmp_path / "stage" / "runs" / "ft-pre"
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"] == str(other.resolve()) and config["init_from"] == str(pre.resolve())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # Step 0 scores the pre-trained weights on the new corpus; fine-tuning on it lowers that loss.
+    assert records[0]["step"] == 0 and row.finetuned_loss < records[0]["test_loss"]
+    assert row.pretrained == "pre" and row.pretrain_kind == "control"
+
+
+@pytest.mark.parametrize(("dataset", "error", "message"), [
+    ("b-own", ValueError, r"uses another tokenizer than .*--tokenizer-from"),
+    ("b-short", CheckpointMismatchError, r"has context 16 but the init_from run .* at context 32 .*--context 32"),
+])
+def test_fine_tuning_on_another_tokenizer_or_context_is_refused_before_writing(
+    pretrained_on_a: Path, tmp_path: Path, dataset: str, error: type[Exception], message: str
+) -> None:
+    pre, data = pretrained_on_a / "pre", pretrained_on_a / "data" / dataset
+    make_mixture(data, MixtureSpec(total_tokens=2048, seed=0), tmp_path / "mix")
+    config = finetune_config(load_json(RunConfig, pre / "config.json"), pre, dataset=str(data),
+                             mixture=str(tmp_path / "mix"))
+    with pytest.raises(error, match=message):
+        train(config, tmp_path / "ft")
+    assert not (tmp_path / "ft").exists()

@@ -23,13 +23,16 @@ def prepare(
     out: Annotated[Path, typer.Option(help="Directory to create")],
     tokenizer: Annotated[str, typer.Option(help="bpe or byte")] = "bpe",
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size")] = 8192,
+    tokenizer_from: Annotated[Path | None, typer.Option(help="Reuse this prepared dataset's tokenizer (kind, "
+                                                             "vocabulary) instead of training one, to fine-tune a "
+                                                             "run trained on it")] = None,
     context: Annotated[int, typer.Option(help="Tokens per sequence")] = 256,
     test_fraction: Annotated[float, typer.Option(help="Share of documents held out for test")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed of the document split")] = 0,
     text_field: Annotated[str, typer.Option(help="Text field of JSONL/Parquet/hf sources")] = "text",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out")] = False,
 ) -> None:
-    """Split a corpus by document, train a tokenizer, and write packed token memmaps."""
+    """Split a corpus by document, train a tokenizer (or reuse another dataset's), and write packed token memmaps."""
     if tokenizer not in ("bpe", "byte"):
         raise ValueError(f"--tokenizer must be bpe or byte, got {tokenizer!r}")
     config = PrepareConfig(
@@ -40,6 +43,7 @@ def prepare(
         context=context,
         test_fraction=test_fraction,
         seed=seed,
+        tokenizer_from=str(tokenizer_from) if tokenizer_from is not None else None,
     )
     dataset = prepare_dataset(config, out, overwrite=overwrite, progress=console.log)
     print_rows("prepared dataset", summarize_prepared(dataset))

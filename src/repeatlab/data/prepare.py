@@ -1,22 +1,27 @@
 """Turn a corpus into a prepared dataset: test split by document, tokenizer, packed token memmaps.
 
 The test split is drawn *before* anything can be repeated, and every training document whose
-exact text also occurs in the test split is removed (and counted), so test loss is clean.
+exact text also occurs in the test split is removed (and counted), so test loss is clean. The
+tokenizer is trained on the training documents, or copied from another prepared dataset
+(``tokenizer_from``) so that token ids mean the same in both and a model trained on one can be
+fine-tuned or evaluated on the other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from repeatlab.config import to_dict
 from repeatlab.data.corpus import load_corpus
-from repeatlab.data.prepared import PreparedDataset, load_prepared, n_sequences_for
+from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared, n_sequences_for
 from repeatlab.data.tokens import TextTokenizer, byte_tokenizer, token_dtype, train_bpe
 from repeatlab.io import atomic_directory, write_json
 
@@ -41,8 +46,17 @@ class PrepareConfig:
     """Share of documents held out as the clean test split."""
     seed: int = 0
     """Seed of the document split."""
+    tokenizer_from: str | None = None
+    """A prepared dataset directory whose tokenizer is copied instead of training one, so token ids mean the
+    same in both datasets (to fine-tune or evaluate a model trained there). ``tokenizer`` and ``vocab_size``
+    left at their defaults take that dataset's values; any other value must equal them."""
 
     def __post_init__(self) -> None:
+        if self.tokenizer_from is not None and (not isinstance(self.tokenizer_from, str)
+                                                or not self.tokenizer_from.strip()):
+            raise ValueError(
+                f"tokenizer_from must be a prepared dataset directory or null, got {self.tokenizer_from!r}"
+            )
         if self.context < 2:
             raise ValueError(f"context must be at least 2 tokens, got {self.context}")
         if not 0.0 < self.test_fraction < 1.0:
@@ -86,16 +100,16 @@ def prepare_dataset(
     """Read, split, tokenize and pack a corpus into ``out``; nothing is left at ``out`` on error."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
+    source = tokenizer_source(config)  # checked before the (possibly long) corpus read
+    if source is not None and source.context != config.context:
+        say(f"note: context {config.context} differs from the {source.context} of {source.path}, so a model "
+            f"trained there cannot be fine-tuned on this dataset (prepare with --context {source.context} for that)")
     corpus = load_corpus(config.source, text_field=config.text_field)
     say(f"read {corpus.n_documents:,} documents ({corpus.n_chars / 1e6:.1f}M characters) from {corpus.source}")
     split = split_documents(corpus.documents, config.test_fraction, config.seed)
     train_docs = [corpus.documents[i] for i in split.train]
     test_docs = [corpus.documents[i] for i in split.test]
-    if config.tokenizer == "byte":
-        tokenizer = byte_tokenizer()
-    else:
-        say(f"training a {config.vocab_size:,}-token byte-level BPE on {len(train_docs):,} training documents")
-        tokenizer = train_bpe(train_docs, config.vocab_size)
+    tokenizer, kind = _make_tokenizer(config, source, train_docs, say)
     dtype = token_dtype(tokenizer.vocab_size)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         stats = {}
@@ -115,12 +129,17 @@ def prepare_dataset(
                 "n_chars": sum(len(d) for d in docs),
             }
             say(f"{name}: {len(docs):,} documents, {n_tokens:,} tokens, {n_seq:,} sequences")
-        tokenizer.save(tmp / "tokenizer.json")
+        if source is not None:
+            # A byte-exact copy: fine-tuning compares the two datasets' tokenizer files.
+            shutil.copyfile(source.path / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
+        else:
+            tokenizer.save(tmp / TOKENIZER_FILE)
         meta = {
             "kind": "prepared",
             "source": corpus.source,
             "config": to_dict(config),
-            "tokenizer": config.tokenizer,
+            "tokenizer": kind,
+            "tokenizer_from": _provenance(source),
             "vocab_size": tokenizer.vocab_size,
             "eot_id": tokenizer.eot_id,
             "dtype": dtype.name,
@@ -134,6 +153,65 @@ def prepare_dataset(
         }
         write_json(tmp / "meta.json", meta)
     return load_prepared(out)
+
+
+def tokenizer_source(config: PrepareConfig) -> PreparedDataset | None:
+    """The dataset ``config.tokenizer_from`` names (``None`` without it), checked to hold a loadable
+    tokenizer that agrees with the config's explicit ``tokenizer`` and ``vocab_size``."""
+    if config.tokenizer_from is None:
+        return None
+    where = f"tokenizer_from {config.tokenizer_from}"
+    path = Path(config.tokenizer_from)
+    if not (path / META_FILE).is_file():
+        raise FileNotFoundError(
+            f"{where} is not a prepared dataset (no {META_FILE}); give the directory 'repeatlab data prepare' "
+            f"wrote for the corpus whose tokenizer to reuse (e.g. the pre-trained run's --dataset)"
+        )
+    try:
+        source = load_prepared(path)
+    except ValueError as exc:
+        raise ValueError(f"tokenizer_from: {exc}; give a directory written by 'repeatlab data prepare'") from None
+    try:
+        tokenizer = source.tokenizer
+    except (FileNotFoundError, ValueError) as exc:
+        raise ValueError(f"{where} has no usable tokenizer ({exc}); prepare that dataset again") from None
+    kind, vocab_size = source.meta.get("tokenizer"), source.meta.get("vocab_size")
+    if tokenizer.vocab_size != vocab_size or not isinstance(kind, str):  # hand-edited or mixed-up files
+        raise ValueError(
+            f"{where}: {META_FILE} (tokenizer {kind!r}, vocab_size {vocab_size!r}) does not describe its "
+            f"{TOKENIZER_FILE} ({tokenizer.vocab_size} tokens); the dataset is corrupt: prepare it again"
+        )
+    defaults = {f.name: f.default for f in fields(PrepareConfig)}
+    conflicts = [f"{name}={asked!r}" for name, asked, theirs in
+                 (("tokenizer", config.tokenizer, kind), ("vocab_size", config.vocab_size, vocab_size))
+                 if asked != defaults[name] and asked != theirs]
+    if conflicts:
+        raise ValueError(
+            f"{where} has a {kind} tokenizer of {vocab_size:,} tokens, which conflicts with {' and '.join(conflicts)}; "
+            f"leave tokenizer and vocab_size unset to reuse it, or drop tokenizer_from to train a new tokenizer"
+        )
+    return source
+
+
+def _make_tokenizer(
+    config: PrepareConfig, source: PreparedDataset | None, train_docs: Sequence[str], say: Callable[[str], None]
+) -> tuple[TextTokenizer, str]:
+    """The tokenizer and its kind: the source dataset's, a byte tokenizer, or a BPE trained on ``train_docs``."""
+    if source is not None:
+        say(f"reusing the {source.meta['tokenizer']} tokenizer ({source.vocab_size:,} tokens) of {source.path}")
+        return source.tokenizer, str(source.meta["tokenizer"])
+    if config.tokenizer == "byte":
+        return byte_tokenizer(), "byte"
+    say(f"training a {config.vocab_size:,}-token byte-level BPE on {len(train_docs):,} training documents")
+    return train_bpe(train_docs, config.vocab_size), "bpe"
+
+
+def _provenance(source: PreparedDataset | None) -> dict[str, Any] | None:
+    """Where a reused tokenizer came from, with its file's hash to tell later whether the source changed."""
+    if source is None:
+        return None
+    digest = hashlib.sha256((source.path / TOKENIZER_FILE).read_bytes()).hexdigest()
+    return {"dataset": str(source.path.resolve()), "source": source.meta.get("source"), "sha256": digest}
 
 
 def _write_tokens(tokenizer: TextTokenizer, documents: Sequence[str], path: Path, dtype: np.dtype) -> int:

@@ -2,7 +2,7 @@
 
 Layout of a prepared directory::
 
-    meta.json        source, counts, vocabulary size, dtype, context, seed
+    meta.json        source, counts, vocabulary size, dtype, context, seed, tokenizer provenance
     tokenizer.json   the tokenizer used (loads in transformers.PreTrainedTokenizerFast)
     train.bin        training-pool tokens, documents joined by end-of-text
     test.bin         test-split tokens, same format
@@ -27,6 +27,7 @@ from repeatlab.io import read_json
 
 Split = Literal["train", "test"]
 META_FILE = "meta.json"
+TOKENIZER_FILE = "tokenizer.json"
 
 
 def n_sequences_for(n_tokens: int, context: int) -> int:
@@ -89,7 +90,7 @@ class PreparedDataset:
 
     @cached_property
     def tokenizer(self) -> TextTokenizer:
-        return load_tokenizer(self.path / "tokenizer.json")
+        return load_tokenizer(self.path / TOKENIZER_FILE)
 
 
 def load_prepared(path: str | Path) -> PreparedDataset:

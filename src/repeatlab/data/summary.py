@@ -16,7 +16,8 @@ def summarize_prepared(dataset: PreparedDataset) -> Rows:
         ("kind", "prepared dataset"),
         ("path", str(dataset.path)),
         ("source", str(meta["source"])),
-        ("tokenizer", f"{meta['tokenizer']} ({meta['vocab_size']:,} tokens, {meta['dtype']})"),
+        ("tokenizer", f"{meta['tokenizer']} ({meta['vocab_size']:,} tokens, {meta['dtype']})"
+                      + (f", from {meta['tokenizer_from']['dataset']}" if meta.get("tokenizer_from") else "")),
         ("context", f"{meta['context']} tokens"),
         ("documents", f"{meta['n_documents']:,}"),
         ("test duplicates removed from train", f"{meta['n_train_removed_as_test_duplicates']:,}"),

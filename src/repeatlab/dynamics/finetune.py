@@ -46,7 +46,8 @@ class FinetuneStage:
     total_tokens: int
     """Fine-tuning budget in tokens, the same for every fine-tuned and from-scratch run."""
     dataset: str | None = None
-    """Prepared dataset to fine-tune on; ``None`` = the pre-trained runs' own. It must use their tokenizer."""
+    """Prepared dataset to fine-tune on; ``None`` = the pre-trained runs' own. It must use their tokenizer and
+    context: prepare another corpus with ``PrepareConfig.tokenizer_from`` set to their dataset."""
     mixture_seed: int = 1
     """Seed of the fine-tuning mixture (which pool sequences, in which order)."""
     lr_scale: float = 0.5

@@ -13,7 +13,7 @@ Run directory layout::
 ``train`` is idempotent: the same call on a finished run returns its summary, and on an interrupted
 one (even SIGKILLed) resumes from the last checkpoint and ends with the same weights, bit for bit on CPU.
 A run with ``init_from`` starts from another run's weights (fine-tuning) with a fresh optimizer and its own
-schedule; ``init_weights`` checks that the two runs share model shape and tokenizer.
+schedule; ``init_weights`` checks that the two runs share model shape, context and tokenizer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch import Tensor
 
 from repeatlab.config import ConfigError, config_hash, from_dict, load_json, to_dict
 from repeatlab.data.mixture import Mixture, load_mixture
-from repeatlab.data.prepared import PreparedDataset, load_prepared
+from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared
 from repeatlab.io import read_json, read_jsonl, write_json
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
@@ -157,8 +157,8 @@ def init_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, Tenso
     """The weights ``config.init_from`` names (``None`` without it), checked against this run's model and data.
 
     The source must be a run directory whose checkpoint ``config.init_checkpoint`` holds a model of this run's
-    size, vocabulary and context, and whose dataset (when still on disk) used the same tokenizer: token ids
-    must mean the same thing in both runs.
+    size, vocabulary and context, and whose dataset (when still on disk) used the same tokenizer, byte for byte:
+    token ids must mean the same thing in both runs (``PrepareConfig.tokenizer_from`` prepares a corpus so).
     """
     if config.init_from is None:
         return None
@@ -167,6 +167,9 @@ def init_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, Tenso
         raise FileNotFoundError(f"init_from: {source} is not a run directory (no {CONFIG_FILE}); give the directory "
                                 f"of the run to fine-tune from")
     source_config = load_json(RunConfig, source / CONFIG_FILE)
+    # Before the weights: a different tokenizer or context is the cause of a shape mismatch, and a tokenizer
+    # of the same size is invisible to the shapes.
+    _check_same_data_shape(source, Path(source_config.dataset), dataset)
     expected = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
     try:
         model = load_model(_weights_path(source, config.init_checkpoint), expected=expected)
@@ -174,21 +177,31 @@ def init_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, Tenso
         raise CheckpointMismatchError(
             f"cannot initialise from {source}: its weights do not fit model {config.model!r} over {dataset.path} "
             f"({exc}); fine-tune with the source's model size ({source_config.model}) on a dataset with the same "
-            f"vocabulary and context"
+            f"vocabulary and context (prepare it with --tokenizer-from {source_config.dataset} and the source's "
+            f"--context)"
         ) from None
-    _check_same_tokenizer(Path(source_config.dataset), dataset)
     return model.state_dict()
 
 
-def _check_same_tokenizer(source_dataset: Path, dataset: PreparedDataset) -> None:
-    ours, theirs = dataset.path / "tokenizer.json", source_dataset / "tokenizer.json"
-    if not theirs.is_file() or theirs.resolve() == ours.resolve():
-        return  # the source's data is gone (nothing to compare) or it is the same dataset
-    if theirs.read_bytes() != ours.read_bytes():
+def _check_same_data_shape(source: Path, source_dataset: Path, dataset: PreparedDataset) -> None:
+    """Refuse a dataset whose tokenizer or context differs from the one the ``init_from`` run trained on."""
+    if not (source_dataset / META_FILE).is_file() or source_dataset.resolve() == dataset.path.resolve():
+        return  # the source's data is gone (only the weights can be checked) or it is the same dataset
+    ours, theirs = dataset.path / TOKENIZER_FILE, source_dataset / TOKENIZER_FILE
+    if theirs.is_file() and ours.is_file() and theirs.read_bytes() != ours.read_bytes():
         raise ValueError(
-            f"the dataset {dataset.path} uses another tokenizer than {source_dataset}, which the init_from run was "
-            f"trained on, so token ids would mean different things; fine-tune on a mixture over {source_dataset}, "
-            f"or prepare both corpora with the byte tokenizer"
+            f"the dataset {dataset.path} uses another tokenizer than {source_dataset}, which the init_from run "
+            f"{source} was trained on, so token ids would mean different things; prepare the fine-tuning corpus "
+            f"with 'repeatlab data prepare SOURCE --tokenizer-from {source_dataset}' (PrepareConfig.tokenizer_from), "
+            f"or fine-tune on a mixture over {source_dataset}"
+        )
+    source_context = load_prepared(source_dataset).context
+    if source_context != dataset.context:
+        raise CheckpointMismatchError(
+            f"the dataset {dataset.path} has context {dataset.context} but the init_from run {source} was trained "
+            f"at context {source_context} (on {source_dataset}), and a model's position embeddings fix its "
+            f"context; prepare the fine-tuning corpus with --context {source_context} --tokenizer-from "
+            f"{source_dataset}"
         )
 
 
