@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from repeatlab.dynamics.finetune import FINETUNE_FILE, FinetuneStage
 from repeatlab.io import read_json
 from repeatlab.sweeps.driver import SweepResult, run_sweep
 from repeatlab.sweeps.grid import expand_grid, grid_to_toml
-from repeatlab.sweeps.state import SweepDir
+from repeatlab.sweeps.state import LOCK_FILE, SweepDir, is_locked
 
 from .conftest import attempts, metric_steps, tiny_grid
 
@@ -119,6 +120,53 @@ def test_a_dead_worker_is_retried_and_a_killed_sweep_resumes(corpus: Path, tmp_p
     for run_id in expected:
         assert read_json(sweep.run_dir(run_id) / "summary.json")["steps"] == 24
         assert metric_steps(sweep.run_dir(run_id))[-1] == 24
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody has reaped yet counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_stopping_or_killing_the_driver_ends_its_workers(corpus: Path, tmp_path: Path) -> None:
+    """SIGTERM stops a sweep as Ctrl-C does; after SIGKILL of the driver alone its worker exits at once,
+    not when its run ends (a run of this 12.6M-parameter model takes tens of seconds), freeing the run's lock."""
+    grid = tiny_grid(corpus, sizes=("hern-4l",), total_tokens=1200 * 16)
+    (tmp_path / "grid.toml").write_text(grid_to_toml(grid))
+    out = tmp_path / "out"
+    sweep = SweepDir(out)
+    command = [*CLI, str(tmp_path / "grid.toml"), "--out", str(out), "--workers", "1"]
+
+    def start_and_wait_for_training(n_starts: int) -> tuple[subprocess.Popen[str], int]:
+        driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+        wait_for(lambda: len(starts()) == n_starts, f"start {n_starts} of the first run")
+        wait_for(lambda: len(list((sweep.run_dir(run_id) / "checkpoints").glob("step_*"))) >= n_starts, "a checkpoint")
+        return driver, starts()[-1]["pid"]
+
+    def starts() -> list[dict[str, Any]]:
+        return [a for a in attempts(sweep.run_dir(run_id)) if a["event"] == "start"]
+
+    run_id = expand_grid(grid)[0].run_id  # a worker takes the runs in grid order
+    driver, worker = start_and_wait_for_training(1)
+    try:
+        driver.send_signal(signal.SIGTERM)
+        output, _ = driver.communicate(timeout=60)
+        assert driver.returncode == 130 and "interrupted; run the same command again" in output, output
+        wait_for(lambda: gone(worker), "the worker to exit", timeout_s=5)
+
+        driver, worker = start_and_wait_for_training(2)
+        driver.kill()  # the driver alone: its worker is a child of the fork server, not of the driver
+        driver.wait()
+        wait_for(lambda: gone(worker), "the orphaned worker to exit", timeout_s=5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert not (sweep.run_dir(run_id) / "summary.json").exists()  # it was stopped, not left to finish
+    assert not is_locked(sweep.run_dir(run_id) / LOCK_FILE)
 
 
 def test_cli_run_status_collect_plan_and_errors(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +42,7 @@ def run(
     """Run every unfinished run of GRID in OUT; stop at any time and run the same command to resume."""
     config = load_grid(grid, overrides=parse_overrides(set_ or []))
     view = ProgressView()
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, `timeout` and schedulers stop it like Ctrl-C
     try:
         result = run_sweep(config, out, backend=backend,  # type: ignore[arg-type]  # checked in run_sweep
                            workers=workers, address=address, retry_failed=retry_failed, progress=view.update)
@@ -48,6 +50,8 @@ def run(
         view.close()
         console.print(f"interrupted; run the same command again to resume ({out})")
         raise typer.Exit(code=130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     view.close()
     frame = result.results
     counts = {s: int((frame["status"] == s).sum()) for s in STATUSES} if len(frame) else {}
@@ -115,6 +119,10 @@ def plan(
         console.print(f"estimated wall time with {estimate.workers} worker(s): {estimate.wall_s / 60:.1f} min "
                       f"(training {estimate.train_s / 60:.1f} min of run time + {estimate.overhead_s:.0f} s per run "
                       f"for evaluation, probes and start-up)")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -3,19 +3,20 @@
 Each worker is a long-lived process (forked from a fork server that has imported torch once) fed run ids through a pipe, so the driver always knows
 which run a worker holds: when a worker dies (killed, out of memory) the run is restarted in a fresh
 worker up to ``max_retries`` times, then recorded as failed; Python errors are recorded by the worker
-and not retried. Workers die with the driver (Linux ``PR_SET_PDEATHSIG``; elsewhere the run locks keep
-an orphan and a new worker off the same run). On a GPU machine worker ``i`` sees GPU ``i mod n``, so K
+and not retried. Workers exit as soon as the driver dies, however it dies (so no orphan trains on, holding
+a run's lock and the GPU, after the driver was killed). On a GPU machine worker ``i`` sees GPU ``i mod n``, so K
 workers on one GPU share it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing as mp
 import os
+import select
 import signal
-import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,26 +25,46 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from repeatlab.sweeps.runner import RunOutcome, execute_run, write_error
 from repeatlab.io import read_jsonl
+from repeatlab.sweeps.runner import RunOutcome, execute_run, write_error
 from repeatlab.sweeps.state import ATTEMPTS_FILE, SweepDir, record_attempt
 
 Report = Callable[[dict[str, Any]], None]
-_PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (best effort; a no-op elsewhere).
+def _exit_with_driver(driver_pid: int) -> None:
+    """Exit this worker at once when the driver process ends (a watchdog thread).
 
-    The parent is the driver (spawn) or the fork server, which exits when the driver does.
+    Workers are children of the fork server, not of the driver, and the fork server outlives the driver
+    while any worker lives (workers hold its liveness pipe), so ``PR_SET_PDEATHSIG`` cannot do this.
+    A pidfd (Linux) wakes the thread exactly when the driver exits; elsewhere it polls once a second.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+    try:
+        pidfd = os.pidfd_open(driver_pid)
+    except ProcessLookupError:
+        os._exit(1)  # the driver is already gone
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while _alive(driver_pid):
+                time.sleep(1.0)
+        os._exit(1)  # as if killed: the run resumes from its last checkpoint under the next driver
+
+    threading.Thread(target=watch, name="driver-watchdog", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        pass
+    return True
 
 
 def _context() -> mp.context.BaseContext:
@@ -56,9 +77,9 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
-def _worker_main(conn: Connection, sweep_root: str, threads: int, gpu: str | None) -> None:
+def _worker_main(conn: Connection, sweep_root: str, threads: int, gpu: str | None, driver_pid: int) -> None:
     """Loop of a worker process: receive a run id, execute it, send back the outcome; stop on ``None``/EOF."""
-    _die_with_parent()
+    _exit_with_driver(driver_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops the workers
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -121,7 +142,7 @@ def run_local(
     def start(index: int) -> _Slot:
         parent, child = ctx.Pipe()
         gpu = gpus[index % len(gpus)] if gpus else None
-        process = ctx.Process(target=_worker_main, args=(child, str(sweep.root), threads, gpu),
+        process = ctx.Process(target=_worker_main, args=(child, str(sweep.root), threads, gpu, os.getpid()),
                               name=f"repeatlab-sweep-worker-{index}", daemon=True)
         process.start()
         child.close()
