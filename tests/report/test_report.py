@@ -248,3 +248,11 @@ def test_data_constrained_grid_shows_its_own_figures(tmp_path: Path, synth) -> N
     assert any("fresh tokens" in s for s in by_key["findings"].items)
     assert any("R_D* =" in s for s in by_key["findings"].items)
     assert "tiny-4l-U1e+05-E40-s0" in " ".join(by_key["head-maps"].tables[0].columns)  # the most-repeated run
+
+
+def test_title_names_a_sweep_by_its_grid(tmp_path: Path, full_sweep: Path) -> None:
+    sweep = shutil.copytree(full_sweep, tmp_path / "sweep")
+    assert build_report(load_sweep(sweep)).title == "repeatlab report: sweep sweep"  # no grid name: the directory
+    grid = sweep / "grid.toml"
+    grid.write_text('name = "cpu-tiny"\n' + grid.read_text(encoding="utf-8"), encoding="utf-8")
+    assert build_report(load_sweep(sweep)).title == "repeatlab report: sweep cpu-tiny"

@@ -45,8 +45,12 @@ def write_report(source: str | Path, out: str | Path, options: ReportOptions | N
 
 
 def _title(data: SweepData) -> str:
-    kind = "run" if data.is_single_run else "sweep"
-    return f"repeatlab report: {kind} {data.path.resolve().name}"
+    """Names a sweep by its grid (a directory called ``sweep`` says nothing), a run by its directory."""
+    if data.is_single_run:
+        return f"repeatlab report: run {data.path.resolve().name}"
+    grid_name = (data.grid or {}).get("name")
+    name = grid_name if isinstance(grid_name, str) and grid_name else data.path.resolve().name
+    return f"repeatlab report: sweep {name}"
 
 
 def _facts(an: Analysis) -> tuple[tuple[str, str], ...]:
