@@ -4,8 +4,8 @@
 #   scripts/ephemeral_sweep.sh GRID SECONDS BUNDLE_IN_OR_- OUT_DIR [sweep-run options...]
 #
 # Each call: restores the finished runs of earlier calls from BUNDLE_IN (a results.tar.gz written by an
-# earlier call; "-" for none), runs `repeatlab sweep run GRID` for at most SECONDS (interrupting it cleanly
-# with Ctrl-C semantics), then writes into OUT_DIR:
+# earlier call; "-" for none), runs `repeatlab sweep run GRID` for at most SECONDS (then stops it with SIGTERM,
+# which it handles like Ctrl-C), then writes into OUT_DIR:
 #   results.tar.gz  every finished run without checkpoints or weights (summary, metrics, probes, config),
 #                   plus results.parquet and grid.toml; feed it to the next call to resume
 #   report.html     the report over what is finished so far
@@ -38,7 +38,7 @@ if [ "$bundle_in" != "-" ]; then
 fi
 
 status=0
-timeout --signal=INT --kill-after=60 "$seconds" "${rl[@]}" sweep run "$grid" --out "$sweep" "$@" \
+timeout --signal=TERM --kill-after=60 "$seconds" "${rl[@]}" sweep run "$grid" --out "$sweep" "$@" \
     >"$out/sweep.log" 2>&1 || status=$?
 case $status in
     0) echo "sweep finished" ;;
