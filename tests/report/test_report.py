@@ -59,6 +59,9 @@ def test_worst_repeat_count_findings_follow_the_numbers(full_sweep: Path, full_r
         assert f"worst at E={worst['repeated_epochs']:.0f} " in sentence
         assert f"({worst['test_loss']:.3f} vs control {control:.3f})" in sentence
         assert re.search(r"effective size ×0\.\d+", sentence)
+        n_eff = float(re.search(r"effective size ×(\d+(?:\.\d+)?(?:e[+-]?\d+)?)", sentence).group(1)) * worst["params"]
+        smallest = results[(results["kind"] == "control") & same_length]["params"].min()
+        assert ("(extrapolated: worse than the smallest control" in sentence) == (n_eff < smallest), sentence
 
 
 def test_findings_change_when_the_numbers_do(tmp_path: Path, synth) -> None:

@@ -30,9 +30,24 @@ def worst_repeat_count(an: Analysis) -> list[str]:
         control = row.get("control_loss")
         text += f" vs control {control:.3f})" if _finite(control) else "; no control run)"
         if _finite(row.get("mult_test")):
-            text += f": effective size {format_multiplier(row['mult_test'])}"
+            text += f": effective size {format_multiplier(row['mult_test'])}{_extrapolation(an, row)}"
         out.append(text + ".")
     return out
+
+
+def _extrapolation(an: Analysis, row: dict) -> str:
+    """A warning when the effective size lies outside the control sizes: the law is then extrapolated, and
+    with few controls the multiplier can be off by orders of magnitude."""
+    by_size = an.control_by_size
+    if by_size.empty or "params" not in by_size:
+        return ""
+    n_eff = row["mult_test"] * row["params"]
+    smallest, largest = by_size["params"].idxmin(), by_size["params"].idxmax()
+    if n_eff < by_size.loc[smallest, "params"]:
+        return f" (extrapolated: worse than the smallest control, {smallest})"
+    if n_eff > by_size.loc[largest, "params"]:
+        return f" (extrapolated: better than the largest control, {largest})"
+    return ""
 
 
 def peak_shift(an: Analysis) -> list[str]:
