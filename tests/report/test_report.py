@@ -64,6 +64,16 @@ def test_worst_repeat_count_findings_follow_the_numbers(full_sweep: Path, full_r
         assert ("(extrapolated: worse than the smallest control" in sentence) == (n_eff < smallest), sentence
 
 
+def test_largest_damage_says_when_it_is_extrapolated(full_sweep: Path, full_report) -> None:
+    results = pd.read_parquet(full_sweep / "results.parquet")
+    sentence = next(s for s in sections(full_report)["findings"].items if s.startswith("The largest damage"))
+    found = re.search(r"is ×(\d+(?:\.\d+)?) effective size, for (\S+) at", sentence)
+    assert found is not None, sentence
+    n_eff = float(found.group(1)) * results.loc[results["model"] == found.group(2), "params"].iloc[0]
+    smallest = results.loc[results["kind"] == "control", "params"].min()
+    assert ("(extrapolated: worse than the smallest control" in sentence) == (n_eff < smallest), sentence
+
+
 def test_findings_change_when_the_numbers_do(tmp_path: Path, synth) -> None:
     spec = synth.SweepSpec(sizes=synth.SIZES[:2], epochs=(10, 100, 1000), n_failed=0, n_pending=0)
     sweep = synth.write_sweep(tmp_path / "s", spec)

@@ -7,7 +7,8 @@ fewer findings rather than wrong ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def worst_repeat_count(an: Analysis) -> list[str]:
     return out
 
 
-def _extrapolation(an: Analysis, row: dict) -> str:
+def _extrapolation(an: Analysis, row: Mapping[str, Any]) -> str:
     """A warning when the effective size lies outside the control sizes: the law is then extrapolated, and
     with few controls the multiplier can be off by orders of magnitude."""
     by_size = an.control_by_size
@@ -71,7 +72,8 @@ def worst_cell(an: Analysis) -> list[str]:
         return []
     row = table.loc[table["mult_test"].idxmin()]
     return [(f"The largest damage in the grid is {format_multiplier(row['mult_test'])} effective size, for "
-            f"{row['model']} at f={format_fraction(row['repeated_fraction'])}, E={format_epochs(row['repeated_epochs'])}.")]
+            f"{row['model']} at f={format_fraction(row['repeated_fraction'])}, E={format_epochs(row['repeated_epochs'])}"
+            f"{_extrapolation(an, row.to_dict())}.")]
 
 
 def band_agreement(an: Analysis) -> list[str]:
