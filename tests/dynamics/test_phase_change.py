@@ -1,12 +1,12 @@
 """The induction-head phase change, measured during training, and its prevention by clamping layer 0.
 
-A real experiment on CPU: ``attn-only-tiny-2l`` trained from scratch on ``induction_data`` (letters where
+A real experiment on CPU: ``attn-only-tiny-2l`` trained from scratch on ``repeatlab.data.synthetic`` (letters where
 in-context copying pays), with induction and previous-token scores logged every 200 steps. The induction score
 (max over heads) starts at chance and jumps once a layer-1 head composes with layer 0's previous-token head;
 with every layer-0 head output zeroed for the whole run (``blocks.0.attn.z``, mode zero) layer 1 sees only the
 current tokens, not what preceded them, and the score stays low. Measured (deterministic on CPU): free run
 0.04 -> 0.29 (step 1,800) -> 0.71 (step 2,000), layer 1 0.71; clamped run at most 0.30. One seeded
-configuration: see ``induction_data`` for how seed-dependent the timing is.
+configuration: see ``repeatlab.data.synthetic`` for how seed-dependent the timing is.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 
 from repeatlab.data.mixture import MixtureSpec, make_mixture
+from repeatlab.data.synthetic import INDUCTION_CONTEXT, write_induction_dataset
 from repeatlab.dynamics import train_with_probes
 from repeatlab.train import InterventionConfig, OptimConfig, RunConfig, TrainConfig
-
-from .induction_data import CONTEXT, write_prepared
 
 STEPS, BATCH = 2000, 32
 
@@ -29,8 +28,9 @@ STEPS, BATCH = 2000, 32
 @pytest.fixture(scope="module")
 def induction_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("induction")
-    write_prepared(root / "prepared", n_train=STEPS * BATCH + 1, n_test=64)
-    make_mixture(root / "prepared", MixtureSpec(total_tokens=STEPS * BATCH * CONTEXT, seed=0), root / "mixture")
+    write_induction_dataset(root / "prepared", n_train=STEPS * BATCH + 1, n_test=64)
+    make_mixture(root / "prepared", MixtureSpec(total_tokens=STEPS * BATCH * INDUCTION_CONTEXT, seed=0),
+                 root / "mixture")
     return root
 
 
@@ -38,7 +38,7 @@ def run(root: Path, name: str, interventions: tuple[InterventionConfig, ...] = (
     config = RunConfig(
         dataset=str(root / "prepared"), mixture=str(root / "mixture"), model="attn-only-tiny-2l",
         optim=OptimConfig(lr=4e-3, warmup_steps=50, weight_decay=0.0, min_lr_ratio=1.0),
-        train=TrainConfig(batch_tokens=BATCH * CONTEXT, n_log_evals=0, eval_every=200, eval_test_sequences=16,
+        train=TrainConfig(batch_tokens=BATCH * INDUCTION_CONTEXT, n_log_evals=0, eval_every=200, eval_test_sequences=16,
                           eval_repeated_sequences=0, checkpoint_every=10**6, device="cpu", cpu_threads=1,
                           probe_metrics=("induction", "previous_token"), probe_sequences=16,
                           interventions=interventions),

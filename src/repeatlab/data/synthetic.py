@@ -1,6 +1,9 @@
 """Synthetic data where in-context copying pays, written as a small-vocabulary prepared dataset.
 
-Tokens are 31 letters (ids 0..30) and end-of-text (id 31). Each document is ``CONTEXT - 1`` letters, so with
+It exists to study the induction-head phase change on a CPU in seconds (``tests/dynamics/test_phase_change.py``,
+``experiments/phase_change_repetition.py``): on natural text tiny models form no induction heads.
+
+Tokens are 31 letters (ids 0..30) and end-of-text (id 31). Each document is ``INDUCTION_CONTEXT - 1`` letters, so with
 its end-of-text token it fills exactly one training window (windows start on document boundaries). Letters
 are uniform, except that with probability ``SKIP_P`` a letter is ``PI[letter two back]`` (a fixed
 permutation), which rewards a previous-token head in layer 0 directly; then one span of 6..15 letters is
@@ -30,20 +33,20 @@ import numpy as np
 from tokenizers import Tokenizer, models
 
 from repeatlab.data.tokens import EOT, TextTokenizer
-from repeatlab.io import write_json
+from repeatlab.io import atomic_directory, write_json
 
-CONTEXT = 32
+INDUCTION_CONTEXT = 32
 N_LETTERS = 31
 EOT_ID = N_LETTERS
 SKIP_P = 0.2
 SPAN = (6, 15)
 
 
-def documents(n: int, seed: int) -> np.ndarray:
-    """``[n, CONTEXT - 1]`` letter ids (see the module docstring)."""
+def induction_documents(n: int, seed: int) -> np.ndarray:
+    """``[n, INDUCTION_CONTEXT - 1]`` letter ids (see the module docstring)."""
     rng = np.random.default_rng(seed)
     pi = np.random.default_rng(99).permutation(N_LETTERS)
-    length = CONTEXT - 1
+    length = INDUCTION_CONTEXT - 1
     docs = rng.integers(0, N_LETTERS, (n, length))
     skip = rng.random((n, length)) < SKIP_P
     for t in range(2, length):
@@ -65,21 +68,21 @@ def letter_tokenizer() -> TextTokenizer:
     return TextTokenizer(tokenizer)
 
 
-def write_prepared(out: Path, *, n_train: int, n_test: int, seed: int = 0) -> Path:
-    """A prepared dataset directory of ``n_train`` + ``n_test`` documents, loadable by ``load_prepared``."""
-    out.mkdir(parents=True)
+def write_induction_dataset(out: Path, *, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """A prepared dataset of ``n_train`` + ``n_test`` documents at ``out`` (built atomically), for ``load_prepared``."""
     meta: dict[str, object] = {
         "kind": "prepared", "source": f"synthetic-induction:{seed}", "tokenizer": "letters",
         "vocab_size": N_LETTERS + 1,
-        "eot_id": EOT_ID, "dtype": "uint16", "context": CONTEXT, "seed": seed, "n_documents": n_train + n_test,
-        "n_train_removed_as_test_duplicates": 0,
+        "eot_id": EOT_ID, "dtype": "uint16", "context": INDUCTION_CONTEXT, "seed": seed,
+        "n_documents": n_train + n_test, "n_train_removed_as_test_duplicates": 0,
     }
-    for split, n, split_seed in (("train", n_train, seed), ("test", n_test, seed + 10_000)):
-        docs = documents(n, split_seed)
-        tokens = np.concatenate([docs, np.full((n, 1), EOT_ID)], axis=1).reshape(-1).astype(np.uint16)
-        tokens.tofile(out / f"{split}.bin")
-        meta[split] = {"n_documents": n, "n_tokens": len(tokens), "n_sequences": (len(tokens) - 1) // CONTEXT,
-                       "n_chars": n * (CONTEXT - 1)}
-    letter_tokenizer().save(out / "tokenizer.json")
-    write_json(out / "meta.json", meta)
-    return out
+    with atomic_directory(out) as tmp:
+        for split, n, split_seed in (("train", n_train, seed), ("test", n_test, seed + 10_000)):
+            docs = induction_documents(n, split_seed)
+            tokens = np.concatenate([docs, np.full((n, 1), EOT_ID)], axis=1).reshape(-1).astype(np.uint16)
+            tokens.tofile(tmp / f"{split}.bin")
+            meta[split] = {"n_documents": n, "n_tokens": len(tokens), "n_chars": n * (INDUCTION_CONTEXT - 1),
+                           "n_sequences": (len(tokens) - 1) // INDUCTION_CONTEXT}
+        letter_tokenizer().save(tmp / "tokenizer.json")
+        write_json(tmp / "meta.json", meta)
+    return Path(out)
