@@ -24,22 +24,36 @@ class ConfigError(ValueError):
     """A config value or key is invalid; the message names the field and the fix."""
 
 
+_ADDED_LATER = "repeatlab.added_later"
+
+
+def added_later(default: Any) -> Any:
+    """A field added after run ids were first computed: left out of ``config_hash`` while it holds ``default``,
+    so every run that existed before it keeps its id (and its directory) and only runs that use it get new ones."""
+    return dataclasses.field(default=default, metadata={_ADDED_LATER: True})
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """Convert a (nested) config dataclass to JSON-compatible plain data."""
+    return _to_dict(config, for_hash=False)
+
+
+def _to_dict(config: Any, *, for_hash: bool) -> dict[str, Any]:
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"expected a dataclass instance, got {type(config).__name__}")
-    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    return {f.name: _plain(getattr(config, f.name), for_hash) for f in dataclasses.fields(config)
+            if not (for_hash and f.metadata.get(_ADDED_LATER) and getattr(config, f.name) == f.default)}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, for_hash: bool = False) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_dict(value)
+        return _to_dict(value, for_hash=for_hash)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, for_hash) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, for_hash) for k, v in value.items()}
     if isinstance(value, Path):
         return str(value)
     return value
@@ -157,5 +171,5 @@ def override(config: T, updates: dict[str, Any]) -> T:
 
 def config_hash(config: Any, length: int = 12) -> str:
     """A stable short hash of a config's canonical JSON; used to name run directories."""
-    canonical = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(_to_dict(config, for_hash=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]

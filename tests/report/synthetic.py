@@ -55,6 +55,8 @@ class SweepSpec:
     """Unique tokens U of data-constrained runs (none by default); each is run for every ``data_constrained_epochs``
     (R = 1 being a control of D = U tokens), as ``repeatlab sweep`` lays out a data-constrained grid."""
     data_constrained_epochs: tuple[int, ...] = (1, 2, 4, 10, 40)
+    unique_controls: bool = False
+    """Also a control on the (1 - f) T unique tokens of each fraction, as a grid with ``unique_controls`` has."""
     probe_columns: str = "collect"
     """``collect``: probe columns as ``repeatlab sweep collect`` names them; ``agreed``: the names first agreed."""
     n_eff_columns: bool = False
@@ -120,6 +122,10 @@ def write_sweep(root: Path, spec: SweepSpec = SweepSpec()) -> Path:
             for f in spec.fractions:
                 for e in spec.epochs:
                     rows.append(_run(root, spec, size, "repeated", f, e, None, seed, rng))
+            if spec.unique_controls:
+                for f in spec.fractions:
+                    rows.append(_run(root, spec, size, "control", 0.0, 1, None, seed, rng,
+                                     total=round((1 - f) * spec.total_tokens)))
             totals = sorted({u * e for u in spec.data_constrained_unique for e in spec.data_constrained_epochs})
             for total in totals:
                 if total != spec.total_tokens:

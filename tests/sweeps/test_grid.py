@@ -49,6 +49,9 @@ def test_presets_by_name_match_their_intent() -> None:
     assert tiny.probes is not None and tiny.train.device in ("auto", "cpu")
     assert paper.total_tokens == 100_000_000_000 and len(paper.sizes) == 10
     assert load_grid("gpu-small").resources.gpus_per_run > 0
+    repro = load_grid("cpu-repro")
+    assert repro.repeated_fractions == (0.1,) and len(repro.seeds) >= 3 and repro.unique_controls
+    assert repro.data.source == "python-stdlib" and repro.data.tokenizer == "byte" and len(repro.sizes) >= 4
 
 
 def test_repeated_grid_expansion(corpus: Path) -> None:
@@ -60,6 +63,22 @@ def test_repeated_grid_expansion(corpus: Path) -> None:
     assert {s.point.total_tokens for s in specs} == {grid.total_tokens}
     assert all(s.train.seed == s.point.seed and s.point.mixture_spec().seed == s.point.seed for s in specs)
     assert specs[0].point.kind == "control"  # controls are dispatched first
+
+
+def test_unique_controls_train_on_the_unique_tokens_of_each_fraction_alone(corpus: Path) -> None:
+    grid = tiny_grid(corpus, repeated_fractions=(0.25, 0.5), repeated_epochs=(2, 4), seeds=(0, 1), unique_controls=True)
+    specs = expand_grid(grid)
+    assert len(specs) == 2 * 2 * (1 + 2 + 2 * 2)  # sizes x seeds x (control + one per f + f x E)
+    T = grid.total_tokens
+    for size in grid.sizes:
+        for seed in grid.seeds:
+            controls = [s.point for s in specs if s.point.kind == "control" and s.point.model == size
+                        and s.point.seed == seed]
+            assert sorted(c.total_tokens for c in controls) == sorted([T, round(0.75 * T), round(0.5 * T)])
+            assert all(c.repeated_fraction == 0 and c.mixture_spec().kind == "control" for c in controls)
+    with pytest.raises(ValueError, match="unique_controls is for kind = 'repeated'"):
+        tiny_grid(corpus, kind="data_constrained", total_tokens=None, repeated_fractions=(), unique_tokens=(64,),
+                  repeated_epochs=(2,), unique_controls=True)
 
 
 def test_data_constrained_expansion_adds_a_control_per_token_count(corpus: Path) -> None:

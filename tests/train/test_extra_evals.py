@@ -13,7 +13,8 @@ from repeatlab.data.tokens import byte_tokenizer
 from repeatlab.train import train
 from repeatlab.train import extra_evals
 from repeatlab.train.config import TrainConfig
-from repeatlab.train.extra_evals import PYTHON_STDLIB, eval_tokens, stdlib_files
+from repeatlab.data.corpus import PYTHON_STDLIB, stdlib_files
+from repeatlab.train.extra_evals import eval_tokens
 
 from .conftest import CONTEXT, run_config
 

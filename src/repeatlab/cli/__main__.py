@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 
 app.command("demo")(demo.demo)
+app.command("reproduce")(demo.reproduce)
 app.add_typer(data.app, name="data")
 app.command("models")(models.models)
 app.command("train")(train.train)

@@ -22,7 +22,7 @@ from repeatlab.cli.errors import user_errors
 
 @user_errors
 def audit(
-    source: Annotated[str, typer.Argument(help="builtin, a .txt/.jsonl/.parquet file, a directory, or hf:PATH")],
+    source: Annotated[str, typer.Argument(help="builtin, python-stdlib (named sources join with +), a .txt/.jsonl/.parquet file, a directory, or hf:PATH")],
     tokenizer: Annotated[str, typer.Option(help="byte, or a tokenizer.json (or a prepared dataset dir)")] = "byte",
     min_span: Annotated[int, typer.Option(help="Shortest repeated span counted, in tokens")] = 50,
     out: Annotated[Path | None, typer.Option(help="Write the report as JSON here")] = None,

@@ -19,7 +19,7 @@ app = typer.Typer(help="Prepare corpora and build exact repetition mixtures.", n
 @app.command()
 @user_errors
 def prepare(
-    source: Annotated[str, typer.Argument(help="builtin, a .txt/.jsonl/.parquet file, a directory, or hf:PATH")],
+    source: Annotated[str, typer.Argument(help="builtin, python-stdlib (named sources join with +), a .txt/.jsonl/.parquet file, a directory, or hf:PATH")],
     out: Annotated[Path, typer.Option(help="Directory to create")],
     tokenizer: Annotated[str, typer.Option(help="bpe or byte")] = "bpe",
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size")] = 8192,

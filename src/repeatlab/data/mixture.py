@@ -65,6 +65,12 @@ class MixtureSpec:
         return "repeated" if self.repeated_fraction > 0 else "control"
 
 
+def unique_control_tokens(total_tokens: int, repeated_fraction: float) -> int:
+    """Tokens of the control trained on a repeated run's unique part alone, ``round((1 - f) T)``: it separates
+    the damage done by repeats from the cost of having fewer unique tokens."""
+    return round((1 - repeated_fraction) * total_tokens)
+
+
 @dataclass(frozen=True)
 class Mixture:
     """A built mixture: the training order, the repeated subset, and its manifest."""

@@ -10,6 +10,7 @@ fine-tuned or evaluated on the other.
 from __future__ import annotations
 
 import hashlib
+import platform
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -146,6 +147,7 @@ def prepare_dataset(
             "context": config.context,
             "seed": config.seed,
             "n_documents": corpus.n_documents,
+            "python": platform.python_version(),  # the python-stdlib source differs between versions
             "n_train_removed_as_test_duplicates": split.n_train_removed_as_test_duplicates,
             "train": stats["train"],
             "test": stats["test"],

@@ -8,6 +8,8 @@ The registry stores every number explicitly; nothing is ever parsed out of a siz
 * ``attn-only-{1,2,3}l``: attention-only models (no MLPs) as in the mechanistic section of
   Hernandez et al. / Olsson et al. (2022), d_model 256 with four 64-dim heads.
 * ``tiny-*``: CPU sizes for tests and quick experiments (``tiny-4l`` has N = 0.79M).
+* ``cpu-2l-{24,32,48,64}``: a two-layer family (two heads, so induction is possible) of 13.8K-98.3K
+  non-embedding parameters, small enough for byte-level runs on a CPU to see 30-200 tokens per parameter.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ SIZES: dict[str, SizeSpec] = {
     "tiny-1l": SizeSpec(n_layer=1, d_model=64, n_head=2),
     "tiny-2l": SizeSpec(n_layer=2, d_model=64, n_head=2),
     "tiny-4l": SizeSpec(n_layer=4, d_model=128, n_head=2),
+    # Two-layer CPU family of the cpu-repro preset (N = 13.8K, 24.6K, 55.3K, 98.3K).
+    "cpu-2l-24": SizeSpec(n_layer=2, d_model=24, n_head=2),
+    "cpu-2l-32": SizeSpec(n_layer=2, d_model=32, n_head=2),
+    "cpu-2l-48": SizeSpec(n_layer=2, d_model=48, n_head=2),
+    "cpu-2l-64": SizeSpec(n_layer=2, d_model=64, n_head=2),
     # Tiny attention-only sizes for CPU tests of induction heads.
     "attn-only-tiny-1l": SizeSpec(n_layer=1, d_model=64, n_head=4, mlp=False),
     "attn-only-tiny-2l": SizeSpec(n_layer=2, d_model=64, n_head=4, mlp=False),

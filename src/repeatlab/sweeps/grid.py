@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from repeatlab.config import ConfigError, config_hash, from_dict, override, to_dict
-from repeatlab.data.mixture import MixtureKind, MixtureSpec
+from repeatlab.data.corpus import is_named_source
+from repeatlab.data.mixture import MixtureKind, MixtureSpec, unique_control_tokens
 from repeatlab.data.prepare import PrepareConfig
 from repeatlab.dynamics.finetune import FinetuneStage
 from repeatlab.models.sizes import SIZES
@@ -80,6 +81,9 @@ class GridConfig:
     """Unique tokens U of a ``data_constrained`` grid (each run sees U * E tokens)."""
     seeds: tuple[int, ...] = (0,)
     """Seeds; each grid point is run once per seed (the seed of the mixture and of the model init)."""
+    unique_controls: bool = False
+    """``repeated`` grids: also train, at every size, seed and f, a control on the (1 - f) T unique tokens alone
+    (no repeats, fewer steps), so damage by repetition is told apart from having fewer unique tokens."""
     data: PrepareConfig = field(default_factory=PrepareConfig)
     """Corpus, tokenizer and context; prepared once into ``DIR/data`` and shared by every run."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -110,6 +114,8 @@ class GridConfig:
             _check_list("repeated_fractions", self.repeated_fractions, lambda f: 0 < f < 1, "a fraction in (0, 1)")
             if self.unique_tokens:
                 raise ValueError("grid.unique_tokens is for kind = 'data_constrained'; a repeated grid uses repeated_fractions")
+        elif self.unique_controls:
+            raise ValueError("grid.unique_controls is for kind = 'repeated'; a data-constrained grid has its own controls")
         else:
             _check_list("unique_tokens", self.unique_tokens, lambda u: _is_int(u) and u > 0, "a positive integer")
             if self.total_tokens is not None:
@@ -232,6 +238,9 @@ def grid_points(grid: GridConfig) -> list[RunPoint]:
             if grid.kind == "repeated":
                 total = grid.total_tokens or 0  # set for repeated grids (GridConfig.__post_init__)
                 points.append(RunPoint(kind="control", model=model, total_tokens=total, seed=seed))
+                if grid.unique_controls:
+                    points += [RunPoint(kind="control", model=model, total_tokens=unique_control_tokens(total, f),
+                                        seed=seed) for f in grid.repeated_fractions]
                 points += [
                     RunPoint(kind="repeated", model=model, total_tokens=total, repeated_fraction=f,
                              repeated_epochs=e, seed=seed)
@@ -299,7 +308,7 @@ def load_grid(name_or_path: str | Path, *, overrides: dict[str, Any] | None = No
 def resolve_grid(grid: GridConfig) -> GridConfig:
     """The grid with a relative corpus path made absolute (relative to the current directory)."""
     source = grid.data.source
-    if source == "builtin" or source.startswith("builtin:"):
+    if is_named_source(source):
         return grid
     prefix, path = ("hf:", source[3:]) if source.startswith("hf:") else ("", source)
     return replace(grid, data=replace(grid.data, source=prefix + str(Path(path).expanduser().resolve())))

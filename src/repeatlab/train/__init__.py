@@ -6,7 +6,7 @@ evaluators whose scores join each metrics record (``train.probe_metrics``, suppl
 """
 
 from repeatlab.train.config import PROBE_METRICS, InterventionConfig, OptimConfig, RunConfig, TrainConfig
-from repeatlab.train.extra_evals import PYTHON_STDLIB
+from repeatlab.data.corpus import PYTHON_STDLIB
 from repeatlab.train.run import LoadedRun, RunDirError, init_weights, load_run, train
 from repeatlab.train.trainer import StepEvaluator, TrainingDiverged
 

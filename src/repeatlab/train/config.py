@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
+from repeatlab.config import added_later
+
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
 InterventionMode = Literal["zero", "mean", "clamp"]
@@ -51,6 +53,9 @@ class OptimConfig:
     """AdamW denominator epsilon."""
     grad_clip: float | None = 1.0
     """Clip the global gradient norm to this value; ``None`` disables clipping."""
+    embedding_lr_scale: float = added_later(1.0)
+    """Multiplier of the learning rate of the token (tied unembedding) and position embeddings: slows their
+    early updates, the lever on the collapse of their effective rank studied in docs/reproduction.md."""
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -65,6 +70,8 @@ class OptimConfig:
                 raise ValueError(f"OptimConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not self.eps > 0:
             raise ValueError(f"OptimConfig.eps must be > 0, got {self.eps!r}")
+        if not (isinstance(self.embedding_lr_scale, (int, float)) and self.embedding_lr_scale > 0):
+            raise ValueError(f"OptimConfig.embedding_lr_scale must be > 0, got {self.embedding_lr_scale!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"OptimConfig.grad_clip must be > 0 or null, got {self.grad_clip!r}")
 

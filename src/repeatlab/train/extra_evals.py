@@ -17,47 +17,18 @@ between Python versions, so the sample is cached in the run directory (``extra_e
 
 from __future__ import annotations
 
-import os
 import platform
-import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from repeatlab.data.corpus import CorpusError, iter_documents
+from repeatlab.data.corpus import PYTHON_STDLIB, CorpusError, iter_documents, stdlib_documents
 from repeatlab.data.prepared import META_FILE, PreparedDataset, load_prepared, sequence_view
 from repeatlab.data.tokens import TextTokenizer
 from repeatlab.io import atomic_save_npy, read_json, write_json
 
-PYTHON_STDLIB = "python-stdlib"
 EXTRA_EVALS_DIR = "extra_evals"
-_SKIPPED_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"})
-
-
-def stdlib_files(root: Path | None = None) -> list[Path]:
-    """The standard library's ``.py`` files, sorted, without test suites and installed packages."""
-    root = Path(sysconfig.get_paths()["stdlib"]) if root is None else root
-    files = []
-    for directory, subdirs, names in os.walk(root):
-        subdirs[:] = [d for d in subdirs if d not in _SKIPPED_DIRS]  # never descend into them
-        files += [Path(directory, name) for name in names if name.endswith(".py")]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
-
-
-def stdlib_documents(seed: int, root: Path | None = None) -> Iterator[str]:
-    """Standard-library files as documents, in a seeded random order (unreadable or non-UTF-8 files skipped)."""
-    files = stdlib_files(root)
-    if not files:
-        where = root or sysconfig.get_paths()["stdlib"]
-        raise FileNotFoundError(f"no Python standard library .py files found under {where}")
-    for index in np.random.default_rng(seed).permutation(len(files)):
-        try:
-            text = files[index].read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        if text.strip():
-            yield text
 
 
 def _prepared_documents(dataset: PreparedDataset) -> Iterator[str]:
@@ -73,7 +44,7 @@ def _prepared_documents(dataset: PreparedDataset) -> Iterator[str]:
 def source_documents(source: str, *, seed: int) -> Iterator[str]:
     """The documents of an extra-evaluation source (see the module docstring)."""
     if source == PYTHON_STDLIB:
-        return stdlib_documents(seed)
+        return stdlib_documents(order_seed=seed)
     if (Path(source) / META_FILE).is_file():
         return _prepared_documents(load_prepared(source))
     return iter_documents(source)
@@ -145,5 +116,5 @@ def read_extra_eval_manifest(run_dir: Path, name: str) -> dict[str, object]:
     return read_json(Path(run_dir) / EXTRA_EVALS_DIR / f"{name}.json")
 
 
-__all__ = ["EXTRA_EVALS_DIR", "PYTHON_STDLIB", "eval_rows", "eval_tokens", "load_extra_evals",
-           "read_extra_eval_manifest", "save_extra_evals", "source_documents", "stdlib_documents", "stdlib_files"]
+__all__ = ["EXTRA_EVALS_DIR", "eval_rows", "eval_tokens", "load_extra_evals", "read_extra_eval_manifest",
+           "save_extra_evals", "source_documents"]

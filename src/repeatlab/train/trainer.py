@@ -86,13 +86,18 @@ def build_model(
     return model.to(world.device)
 
 
-def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices and embeddings only; the fused kernel on CUDA."""
+def build_optimizer(model: GPT, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices and embeddings only; the fused kernel on CUDA. With an
+    ``embedding_lr_scale`` the embeddings get a group of their own, whose ``lr_scale`` ``train_step`` applies."""
     params = [p for p in model.parameters() if p.requires_grad]
+    embeddings = {id(model.wte.weight), id(model.wpe.weight)} if optim.embedding_lr_scale != 1.0 else set()
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
+        {"params": [p for p in params if p.dim() >= 2 and id(p) not in embeddings], "weight_decay": optim.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
+    if embeddings:
+        groups.append({"params": [p for p in params if id(p) in embeddings], "weight_decay": optim.weight_decay,
+                       "lr_scale": optim.embedding_lr_scale})
     return torch.optim.AdamW(
         groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, fused=device.type == "cuda" or None
     )
@@ -187,7 +192,7 @@ class Trainer:
         step, plan = self.progress.step, self.plan
         lr = learning_rate(step, optim=self.config.optim, n_steps=plan.n_steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         batch = self.loader.batch(step)
         rows = plan.rank_slice(self.world.rank)
         inputs = batch.inputs[rows].to(self.world.device, non_blocking=True)  # [b, T]

@@ -18,6 +18,7 @@ from repeatlab.report.sections.degradation import degradation_section, heatmap_s
 from repeatlab.report.sections.findings import findings_section
 from repeatlab.report.sections.heads import heads_section
 from repeatlab.report.sections.overview import overview_section
+from repeatlab.report.sections.paired import paired_section
 from repeatlab.report.sections.scaling import data_constrained_section, scaling_section
 
 SectionBuilder = Callable[[Analysis], Section | None]
@@ -30,6 +31,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     curves_section,
     *DYNAMICS_SECTIONS,
     damage_section,
+    paired_section,
     heads_section,
     scaling_section,
     data_constrained_section,

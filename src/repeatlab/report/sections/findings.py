@@ -31,24 +31,23 @@ def worst_repeat_count(an: Analysis) -> list[str]:
         control = row.get("control_loss")
         text += f" vs control {control:.3f})" if _finite(control) else "; no control run)"
         if _finite(row.get("mult_test")):
-            text += f": effective size {format_multiplier(row['mult_test'])}{_extrapolation(an, row)}"
+            text += f": {_effective_size(an, row)}"
         out.append(text + ".")
     return out
 
 
-def _extrapolation(an: Analysis, row: Mapping[str, Any]) -> str:
-    """A warning when the effective size lies outside the control sizes: the law is then extrapolated, and
-    with few controls the multiplier can be off by orders of magnitude."""
+def _effective_size(an: Analysis, row: Mapping[str, Any]) -> str:
+    """The effective size in words a reader can use: a multiplier only where it interpolates between control
+    sizes; outside them the law is extrapolated (with few controls, by orders of magnitude), so say so in words."""
     by_size = an.control_by_size
-    if by_size.empty or "params" not in by_size:
-        return ""
-    n_eff = row["mult_test"] * row["params"]
-    smallest, largest = by_size["params"].idxmin(), by_size["params"].idxmax()
-    if n_eff < by_size.loc[smallest, "params"]:
-        return f" (extrapolated: worse than the smallest control, {smallest})"
-    if n_eff > by_size.loc[largest, "params"]:
-        return f" (extrapolated: better than the largest control, {largest})"
-    return ""
+    if not by_size.empty and "params" in by_size:
+        n_eff = row["mult_test"] * row["params"]
+        smallest, largest = by_size["params"].idxmin(), by_size["params"].idxmax()
+        if n_eff < by_size.loc[smallest, "params"]:
+            return f"worse than every control, the smallest ({smallest}) included"
+        if n_eff > by_size.loc[largest, "params"]:
+            return f"better than every control, the largest ({largest}) included"
+    return f"effective size {format_multiplier(row['mult_test'])}"
 
 
 def peak_shift(an: Analysis) -> list[str]:
@@ -71,9 +70,8 @@ def worst_cell(an: Analysis) -> list[str]:
     if table.empty or "mult_test" not in table or not np.isfinite(table["mult_test"]).any():
         return []
     row = table.loc[table["mult_test"].idxmin()]
-    return [(f"The largest damage in the grid is {format_multiplier(row['mult_test'])} effective size, for "
-            f"{row['model']} at f={format_fraction(row['repeated_fraction'])}, E={format_epochs(row['repeated_epochs'])}"
-            f"{_extrapolation(an, row.to_dict())}.")]
+    return [(f"The largest damage in the grid is for {row['model']} at f={format_fraction(row['repeated_fraction'])}, "
+             f"E={format_epochs(row['repeated_epochs'])}: {_effective_size(an, row.to_dict())}.")]
 
 
 def band_agreement(an: Analysis) -> list[str]:
