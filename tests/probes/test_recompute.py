@@ -150,3 +150,18 @@ def test_memorisation_matches_naive_greedy_decoding(mlp: bool) -> None:
     assert result.exact_match_rate == pytest.approx(float(hits.all(1).double().mean()))
     assert result.exact_match_rate >= 5 / 9
     assert result.token_match_rate == pytest.approx(float(hits.double().mean()))
+
+
+def test_ov_copying_is_zero_for_a_circuit_that_is_zero_up_to_rounding() -> None:
+    model = random_model(seed=3)
+    D, Dh = 48, 16
+    with torch.no_grad():
+        # Head 0 of layer 0 reads only the all-ones direction of the normalised stream (LayerNorm's weight folded
+        # in), which LayerNorm's centring removes: its circuit is zero in exact arithmetic and tiny in float64,
+        # where its eigenvalue ratio is noise (such a head once scored 0.999).
+        gamma = model.blocks[0].ln_1.weight  # [D]
+        value_rows = model.blocks[0].attn.c_attn.weight[2 * D : 2 * D + Dh]  # [Dh, D] (out, in)
+        value_rows.copy_(torch.randn(Dh, 1) / gamma[None, :])
+    scores = ov_copying_scores(model)
+    assert scores[0, 0] == 0.0
+    assert scores[0, 1] != 0.0 and scores[1].abs().sum() > 0

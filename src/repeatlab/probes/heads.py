@@ -18,6 +18,8 @@ from repeatlab.probes.patterns import get_pattern
 
 Head = tuple[int, int]
 """A head as ``(layer, head)``."""
+ZERO_CIRCUIT_RTOL = 1e-10
+"""An OV circuit whose eigenvalues sum to less than this share of their bound is zero up to float64 rounding."""
 
 
 def model_device(model: GPT) -> torch.device:
@@ -101,7 +103,8 @@ def ov_copying_scores(model: GPT) -> Tensor:
     biases and position embeddings are left out. The eigenvalues are computed exactly from the
     ``[d_head, d_head]`` matrix ``W_O P Γ_f W_E^T C W_E P Γ_1 W_V``, which has the same non-zero
     eigenvalues as the ``[V, V]`` circuit (``XY`` and ``YX`` share them). A head whose circuit is zero
-    scores 0.
+    scores 0, and so does one that is zero up to rounding: eigenvalues summing to less than
+    ``ZERO_CIRCUIT_RTOL`` of the bound ``d_head |W_O| |readout| |W_V|`` are noise, whose ratio means nothing.
     """
     cfg = model.config
     D, H, Dh = cfg.d_model, cfg.n_head, cfg.d_head
@@ -111,17 +114,19 @@ def ov_copying_scores(model: GPT) -> Tensor:
     centre = torch.eye(D, dtype=torch.float64) - 1.0 / D  # [D, D], LayerNorm's mean subtraction
     gamma_f = model.ln_f.weight.detach().double().cpu()  # [D]
     readout = centre @ (gamma_f[:, None] * gram) @ centre  # [D, D] = P Γ_f W_E^T C W_E P
-    circuits = []
+    circuits, bounds = [], []
     for block in model.blocks:
         gamma_1 = block.ln_1.weight.detach().double().cpu()  # [D]
         W_V = block.attn.c_attn.weight.detach().double().cpu()[2 * D :].T  # [D_in, D_out=H*Dh]
         W_V = (gamma_1[:, None] * W_V).view(D, H, Dh)  # [D, H, Dh], ln_1 weight folded in
         W_O = block.attn.c_proj.weight.detach().double().cpu().T.reshape(H, Dh, D)  # [H, Dh, D]
         circuits.append(torch.einsum("hai,ij,jhb->hab", W_O, readout, W_V))  # [H, Dh, Dh]
+        bounds.append(Dh * W_O.flatten(1).norm(dim=1) * readout.norm() * W_V.permute(1, 0, 2).flatten(1).norm(dim=1))
     eig = torch.linalg.eigvals(torch.stack(circuits))  # [L, H, Dh] complex
     total = eig.real.sum(dim=-1)  # [L, H]; the imaginary parts cancel in conjugate pairs
     size = eig.abs().sum(dim=-1)  # [L, H]
-    scores = torch.where(size > 0, total / size.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+    nonzero = size > ZERO_CIRCUIT_RTOL * torch.stack(bounds)  # [L, H]
+    scores = torch.where(nonzero, total / size.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
     return scores.float()
 
 
