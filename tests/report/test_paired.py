@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from repeatlab.report import build_report, load_sweep
+from repeatlab.report.sections.findings import findings_section
 from repeatlab.report.sections.paired import paired_section
 
 
@@ -60,3 +61,17 @@ def test_missing_controls_give_a_note_not_an_error(tmp_path: Path, synth: Module
         shutil.rmtree(sweep / "runs" / run_id)
     section = build_report(load_sweep(sweep), sections=[paired_section]).sections[0]
     assert section.missing and not section.tables
+
+
+def test_copying_damage_is_not_claimed_when_the_controls_do_not_copy(tmp_path: Path, synth: ModuleType) -> None:
+    spec = synth.SweepSpec(sizes=synth.SIZES[:4], fractions=(0.1,), epochs=(10, 100, 1000), n_failed=0, n_pending=0)
+    sweep = synth.write_sweep(tmp_path / "s", spec)
+    before = next(s for s in build_report(load_sweep(sweep), sections=[findings_section]).sections).items
+    assert any("more damage to copying" in s or "copying is not hurt more" in s for s in before), before
+    results = pd.read_parquet(sweep / "results.parquet")
+    # Later copies predicted only 0.02 nats better than the first: no in-context copying at all.
+    results["probe_copying_first_copy_loss"] = results["probe_copying_repeated_copies_loss"] + 0.02
+    results.to_parquet(sweep / "results.parquet", index=False)
+    after = next(s for s in build_report(load_sweep(sweep), sections=[findings_section]).sections).items
+    assert any(s.startswith("The controls do not copy: they predict later copies of a paragraph only 0.020") for s in after)
+    assert not any("damage to copying" in s or "Copying is damaged" in s for s in after), after

@@ -30,6 +30,9 @@ DATA_CONSTRAINED_GRID = {
     "r_d_star": (5.0, 30.0), "r_n_star": (5.0,),
 }
 MIN_DATA_CONSTRAINED_RUNS = 8
+MIN_COPYING_GAIN = 0.1
+"""Nats by which the controls must predict later copies of a paragraph better than the first for the copying eval to
+measure copying; below it the eval is plain loss on a few paragraphs, and its effective size says nothing of copying."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,6 +142,16 @@ class Analysis:
         if self.controls.empty or "params" not in self.controls:
             return {m.key: "there are no finished control runs with a params column" for m in METRICS}
         return {m.key: control_curve(self.controls, m) for m in METRICS}
+
+    @cached_property
+    def controls_copying_gain(self) -> float | None:
+        """The controls' mean first-copy minus later-copies loss (``None`` when the sweep did not record both)."""
+        controls = self.controls
+        columns = ("probe_copying_first_copy_loss", "probe_copying_repeated_copies_loss")
+        if controls.empty or any(c not in controls for c in columns):
+            return None
+        gain = (controls[columns[0]] - controls[columns[1]]).mean()
+        return float(gain) if np.isfinite(gain) else None
 
     @cached_property
     def repeated(self) -> pd.DataFrame:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from repeatlab.report.analysis import Analysis
-from repeatlab.report.effective import METRICS
+from repeatlab.report.analysis import MIN_COPYING_GAIN, Analysis
+from repeatlab.report.effective import COPYING, METRICS
 from repeatlab.report.model import Section, Table, format_count, format_epochs, format_fraction, format_multiplier
 from repeatlab.report.plotting import encode, new_figure, style
 
@@ -42,6 +42,10 @@ def damage_section(an: Analysis) -> Section | None:
         return Section(key=key, title=title, missing=(f"no effective model size: {why}",))
     shown = [m for m in METRICS if f"mult_{m.key}" in rows and rows[f"mult_{m.key}"].notna().any()]
     notes = [f"{m.label} not shown: {_reason(an, m.key)}" for m in METRICS if m not in shown]
+    gain = an.controls_copying_gain
+    if COPYING in shown and gain is not None and gain < MIN_COPYING_GAIN:
+        notes.append(f"copying loss: the controls predict later copies only {gain:.3f} nats better than the first, "
+                     "so they do not copy and its effective size measures plain loss on the eval's paragraphs")
     f, e = an.reference_fraction, float(rows["repeated_epochs"].iloc[0])
     fig = new_figure(6.4, 4.2)
     ax = fig.add_subplot()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from repeatlab.laws.region import HERNANDEZ_2022
-from repeatlab.report.analysis import Analysis, first_below
+from repeatlab.report.analysis import MIN_COPYING_GAIN, Analysis, first_below
 from repeatlab.report.effective import ControlCurve
 from repeatlab.report.model import Section, format_count, format_epochs, format_fraction, format_multiplier, join_names
 from repeatlab.report.sections.curves import chosen_runs
@@ -107,6 +107,11 @@ def copying_damage(an: Analysis) -> list[str]:
     rows = damage_point(an)
     if rows.empty or "mult_copying" not in rows:
         return []
+    gain = an.controls_copying_gain
+    if gain is not None and gain < MIN_COPYING_GAIN:
+        return [(f"The controls do not copy: they predict later copies of a paragraph only {gain:.3f} nats better "
+                 "than its first, so the copying eval measures plain loss on its paragraphs here and its effective "
+                 "size says nothing about copying.")]
     rows = rows[np.isfinite(rows["mult_copying"]) & np.isfinite(rows["mult_test"])]
     if rows.empty:
         return []
