@@ -19,16 +19,7 @@ import pandas as pd
 from repeatlab.data.baselines import dataset_bigram_baseline
 from repeatlab.data.prepared import load_prepared
 from repeatlab.report import Analysis, load_sweep
-from repeatlab.report.sections.paired import paired_runs
-
-
-def spread(values: pd.Series, fmt: str = ".3f") -> str:
-    values = values.dropna()
-    if values.empty:
-        return "–"
-    if len(values) == 1:
-        return format(values.iloc[0], fmt)
-    return f"{format(values.mean(), fmt)} [{format(values.min(), fmt)}, {format(values.max(), fmt)}]"
+from repeatlab.report.sections.paired import paired_runs, seed_spread as spread
 
 
 def late_drop(an: Analysis, run_id: str) -> float:

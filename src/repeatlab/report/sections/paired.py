@@ -47,7 +47,8 @@ def paired_runs(an: Analysis) -> pd.DataFrame:
     return add_effective_sizes(runs, an.curves)
 
 
-def _spread(values: pd.Series, fmt: str) -> str:
+def seed_spread(values: pd.Series, fmt: str = ".3f") -> str:
+    """``mean [min, max]`` of a value over seeds (the value alone for one seed, ``–`` for none)."""
     values = values.dropna()
     if values.empty:
         return "–"
@@ -66,7 +67,7 @@ def _multiplier(values: pd.Series, params: float, smallest: float, largest: floa
         return f"< every control ({(values * params < smallest).sum()}/{len(values)} seeds)"
     if n_eff > largest * (1 + 1e-9):
         return f"> every control ({(values * params > largest).sum()}/{len(values)} seeds)"
-    return "×" + _spread(values, ".3g")
+    return "×" + seed_spread(values, ".3g")
 
 
 def paired_section(an: Analysis) -> Section | None:
@@ -86,14 +87,14 @@ def paired_section(an: Analysis) -> Section | None:
         params = float(group["params"].mean())
         worse = int((group["delta_full"] > 0).sum())
         row = {"model": model, "E": format_epochs(epochs), "seeds": str(len(group)),
-               "achieved f": _spread(group["repeated_fraction_achieved"], ".3f")
+               "achieved f": seed_spread(group["repeated_fraction_achieved"], ".3f")
                if "repeated_fraction_achieved" in group else "–",
-               "test loss − control": _spread(group["delta_full"], "+.3f"),
+               "test loss − control": seed_spread(group["delta_full"], "+.3f"),
                "worse than control": f"{worse}/{group['delta_full'].notna().sum()}"}
         if has_unique:
-            row["test loss − unique-token control"] = _spread(group["delta_unique"], "+.3f")
+            row["test loss − unique-token control"] = seed_spread(group["delta_unique"], "+.3f")
         if "repeated_loss" in group:
-            row["repeated-subset loss"] = _spread(group["repeated_loss"], ".3f")
+            row["repeated-subset loss"] = seed_spread(group["repeated_loss"], ".3f")
         for metric in shown:
             row[f"N_eff/N ({metric.label})"] = _multiplier(group[f"mult_{metric.key}"], params, smallest, largest)
         rows.append(row)
