@@ -120,3 +120,5 @@ def test_named_sources_join_with_plus(tmp_path: Path) -> None:
     assert list(iter_documents(odd)) == ["one", "two"]
     with pytest.raises(CorpusError, match="does not exist"):
         list(iter_documents("builtin+nonexistent"))
+    with pytest.raises(CorpusError, match="unknown built-in corpus part 'poems'"):
+        list(iter_documents("python-stdlib+builtin:poems"))

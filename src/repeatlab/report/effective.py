@@ -139,6 +139,16 @@ def add_effective_sizes(
     return runs
 
 
+def outside_controls(n_eff: float, control_params: np.ndarray) -> Literal["below", "above"] | None:
+    """Where an effective size lies outside the control sizes (the law is extrapolated there, by orders of magnitude
+    with few controls): ``below`` the smallest, ``above`` the largest, ``None`` inside."""
+    if n_eff < np.min(control_params) * (1 - 1e-9):
+        return "below"
+    if n_eff > np.max(control_params) * (1 + 1e-9):
+        return "above"
+    return None
+
+
 def _interpolate_log(values: np.ndarray, control_values: np.ndarray, control_params: np.ndarray) -> np.ndarray:
     """Piecewise-linear log N against log value through the controls, extended by the end segments."""
     order = np.argsort(control_values)

@@ -14,7 +14,7 @@ import numpy as np
 
 from repeatlab.laws.region import HERNANDEZ_2022
 from repeatlab.report.analysis import MIN_COPYING_GAIN, Analysis, first_below
-from repeatlab.report.effective import ControlCurve
+from repeatlab.report.effective import ControlCurve, outside_controls
 from repeatlab.report.model import Section, format_count, format_epochs, format_fraction, format_multiplier, join_names
 from repeatlab.report.sections.curves import chosen_runs
 from repeatlab.report.sections.damage import damage_point
@@ -41,12 +41,11 @@ def _effective_size(an: Analysis, row: Mapping[str, Any]) -> str:
     sizes; outside them the law is extrapolated (with few controls, by orders of magnitude), so say so in words."""
     by_size = an.control_by_size
     if not by_size.empty and "params" in by_size:
-        n_eff = row["mult_test"] * row["params"]
-        smallest, largest = by_size["params"].idxmin(), by_size["params"].idxmax()
-        if n_eff < by_size.loc[smallest, "params"]:
-            return f"worse than every control, the smallest ({smallest}) included"
-        if n_eff > by_size.loc[largest, "params"]:
-            return f"better than every control, the largest ({largest}) included"
+        where = outside_controls(row["mult_test"] * row["params"], by_size["params"].to_numpy())
+        if where == "below":
+            return f"worse than every control, the smallest ({by_size['params'].idxmin()}) included"
+        if where == "above":
+            return f"better than every control, the largest ({by_size['params'].idxmax()}) included"
     return f"effective size {format_multiplier(row['mult_test'])}"
 
 

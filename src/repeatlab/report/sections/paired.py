@@ -16,7 +16,7 @@ import pandas as pd
 
 from repeatlab.data.mixture import unique_control_tokens
 from repeatlab.report.analysis import Analysis
-from repeatlab.report.effective import METRICS, add_effective_sizes
+from repeatlab.report.effective import METRICS, add_effective_sizes, outside_controls
 from repeatlab.report.model import Section, Table, format_epochs, format_fraction
 
 KEY, TITLE = "paired-by-seed", "Repeated runs against both controls, seed by seed"
@@ -57,16 +57,15 @@ def seed_spread(values: pd.Series, fmt: str = ".3f") -> str:
     return f"{format(values.mean(), fmt)} [{format(values.min(), fmt)}, {format(values.max(), fmt)}]"
 
 
-def _multiplier(values: pd.Series, params: float, smallest: float, largest: float) -> str:
+def _multiplier(values: pd.Series, params: float, control_params: np.ndarray) -> str:
     """Mean multiplier and its seed range, or words where the mean lies outside the control sizes."""
     values = values.dropna()
     if values.empty:
         return "–"
-    n_eff = values.mean() * params
-    if n_eff < smallest * (1 - 1e-9):
-        return f"< every control ({(values * params < smallest).sum()}/{len(values)} seeds)"
-    if n_eff > largest * (1 + 1e-9):
-        return f"> every control ({(values * params > largest).sum()}/{len(values)} seeds)"
+    where = outside_controls(values.mean() * params, control_params)
+    if where is not None:
+        seeds = sum(outside_controls(v * params, control_params) == where for v in values)
+        return f"{'<' if where == 'below' else '>'} every control ({seeds}/{len(values)} seeds)"
     return "×" + seed_spread(values, ".3g")
 
 
@@ -77,7 +76,6 @@ def paired_section(an: Analysis) -> Section | None:
     controls = an.control_by_size
     if runs.empty or "params" not in controls or not runs["delta_full"].notna().any():
         return Section(key=KEY, title=TITLE, missing=("needs finished repeated runs and controls of the same seeds",))
-    smallest, largest = float(controls["params"].min()), float(controls["params"].max())
     shown = [m for m in METRICS if f"mult_{m.key}" in runs and runs[f"mult_{m.key}"].notna().any()]
     has_unique = runs["delta_unique"].notna().any()
     rows = []
@@ -96,7 +94,7 @@ def paired_section(an: Analysis) -> Section | None:
         if "repeated_loss" in group:
             row["repeated-subset loss"] = seed_spread(group["repeated_loss"], ".3f")
         for metric in shown:
-            row[f"N_eff/N ({metric.label})"] = _multiplier(group[f"mult_{metric.key}"], params, smallest, largest)
+            row[f"N_eff/N ({metric.label})"] = _multiplier(group[f"mult_{metric.key}"], params, controls["params"].to_numpy())
         rows.append(row)
     frame = pd.DataFrame(rows)
     caption = (
