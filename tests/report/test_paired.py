@@ -6,12 +6,13 @@ import shutil
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from repeatlab.report import build_report, load_sweep
+from repeatlab.report import Analysis, build_report, load_sweep
 from repeatlab.report.sections.findings import findings_section
-from repeatlab.report.sections.paired import paired_section
+from repeatlab.report.sections.paired import paired_runs, paired_section
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +76,16 @@ def test_copying_damage_is_not_claimed_when_the_controls_do_not_copy(tmp_path: P
     after = next(s for s in build_report(load_sweep(sweep), sections=[findings_section]).sections).items
     assert any(s.startswith("The controls do not copy: they predict later copies of a paragraph only 0.020") for s in after)
     assert not any("damage to copying" in s or "Copying is damaged" in s for s in after), after
+
+
+def test_a_metric_that_size_does_not_explain_gets_no_effective_sizes(tmp_path: Path, synth: ModuleType) -> None:
+    spec = synth.SweepSpec(sizes=synth.SIZES[:4], fractions=(0.1,), epochs=(10, 100), n_failed=0, n_pending=0)
+    sweep = synth.write_sweep(tmp_path / "s", spec)
+    assert not isinstance(Analysis(data=load_sweep(sweep)).curves["induction"], str)  # the synthetic law fits
+    results = pd.read_parquet(sweep / "results.parquet")
+    # Induction scores at a uniform head's level, unrelated to size (models without induction heads).
+    results["probe_induction_max"] = 0.014 + 0.001 * np.random.default_rng(0).standard_normal(len(results))
+    results.to_parquet(sweep / "results.parquet", index=False)
+    analysis = Analysis(data=load_sweep(sweep))
+    assert "not explained by size" in analysis.curves["induction"]
+    assert "mult_induction" not in paired_runs(analysis)

@@ -20,6 +20,11 @@ from repeatlab.laws.forms import FloatArray, PowerLaw
 from repeatlab.laws.results import FitError, JsonResult, LawFit
 from repeatlab.laws.table import RunsLike, as_run_table
 
+MIN_R_SQUARED = 0.5
+"""A metric's law fitted to four or more control sizes is inverted into effective sizes only when it explains at
+least this much of their variance; below it the 'effective size' of a run is noise (e.g. induction scores of
+models that have no induction heads)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class MetricScaling(JsonResult):

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from repeatlab.laws.effective import MetricScaling, fit_metric_scaling
+from repeatlab.laws.effective import MIN_R_SQUARED, MetricScaling, fit_metric_scaling
 from repeatlab.laws.forms import PowerLaw
 from repeatlab.laws.results import LawFit
 
@@ -114,6 +114,9 @@ def control_curve(controls: pd.DataFrame, metric: Metric) -> ControlCurve | str:
             scaling = fit_metric_scaling(table, "loss", higher_is_better=metric.higher_is_better)
     except ValueError as exc:  # FitError included
         return f"the power-law fit of the controls failed ({exc})"
+    if not scaling.fit.r_squared >= MIN_R_SQUARED:
+        return (f"the controls' {column} is not explained by size (power-law R² = {scaling.fit.r_squared:.2f} < "
+                f"{MIN_R_SQUARED:g}), so its effective sizes would be noise")
     return ControlCurve(metric=metric, column=column, params=params, values=values, method="power-law fit", scaling=scaling)
 
 

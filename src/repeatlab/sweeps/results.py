@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from repeatlab.config import from_dict
 from repeatlab.data.mixture import MANIFEST_FILE
 from repeatlab.io import atomic_write_bytes, read_json
-from repeatlab.laws.effective import fit_metric_scaling
+from repeatlab.laws.effective import MIN_R_SQUARED, fit_metric_scaling
 from repeatlab.laws.forms import PowerLaw
 from repeatlab.laws.results import FitError
 from repeatlab.models.gpt import ModelConfig
@@ -55,8 +55,6 @@ LAW_METRICS: dict[str, tuple[str, bool]] = {
 }
 """Law column -> (metric it inverts, whether higher is better: scores in [0, 1) are fitted as 1 - score).
 Metrics absent from the table are skipped."""
-MIN_R_SQUARED = 0.5
-"""A law fitted to four or more controls is inverted only when it explains at least this much variance."""
 
 
 def load_sweep_grid(sweep: SweepDir) -> GridConfig | None:
