@@ -108,5 +108,4 @@ def paired_section(an: Analysis) -> Section | None:
         "loss: effective size cut by up to 3× for copying, by at most 1.15× for test loss."
     )
     return Section(key=KEY, title=TITLE, caption=caption,
-                   tables=(Table(title=f"f = {format_fraction(an.reference_fraction)}", columns=tuple(frame.columns),
-                                 rows=tuple(tuple(r) for r in frame.itertuples(index=False, name=None))),))
+                   tables=(Table.from_frame(f"f = {format_fraction(an.reference_fraction)}", frame),))
