@@ -20,7 +20,7 @@ from repeatlab.report import write_report
 from repeatlab.sweeps import GridConfig, load_grid, run_sweep
 
 DEMO_PRESET = "cpu-tiny"
-REPRODUCTIONS = {"cpu": "cpu-repro"}
+REPRODUCTIONS = {"cpu": "cpu-repro", "icl": "cpu-icl"}
 """``repeatlab reproduce NAME`` -> the preset it runs (docs/reproduction.md says what each one tests)."""
 
 

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from repeatlab.config import to_dict
+from repeatlab.config import added_later, to_dict
+from repeatlab.data.classification import TASK_KIND, ClassificationTask, write_classification_dataset
 from repeatlab.data.corpus import load_corpus
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared, n_sequences_for
 from repeatlab.data.tokens import TextTokenizer, byte_tokenizer, token_dtype, train_bpe
@@ -34,7 +35,8 @@ class PrepareConfig:
     """How to turn a corpus source into a prepared dataset."""
 
     source: str = "builtin"
-    """Corpus source (see ``repeatlab.data.corpus``)."""
+    """Corpus source (see ``repeatlab.data.corpus``), or ``classification`` for the synthetic in-context
+    classification task (``repeatlab.data.classification``; no corpus, no tokenizer training)."""
     text_field: str = "text"
     """Field/column holding the text in JSONL, Parquet and hf: sources."""
     tokenizer: Literal["bpe", "byte"] = "bpe"
@@ -51,8 +53,19 @@ class PrepareConfig:
     """A prepared dataset directory whose tokenizer is copied instead of training one, so token ids mean the
     same in both datasets (to fine-tune or evaluate a model trained there). ``tokenizer`` and ``vocab_size``
     left at their defaults take that dataset's values; any other value must equal them."""
+    classification: ClassificationTask | None = added_later(None)
+    """The task's parameters when ``source = "classification"`` (the defaults when omitted); ``context`` must
+    then be the task's ``2 n_pairs + 1``."""
 
     def __post_init__(self) -> None:
+        if self.source == TASK_KIND:
+            task = self.classification_task
+            if self.context != task.context:
+                raise ValueError(f"context must be {task.context} for the in-context classification task "
+                                 f"(2 n_pairs + 1 tokens per sequence), got {self.context}")
+        elif self.classification is not None:
+            raise ValueError(f"classification parameters were given but source is {self.source!r}; set "
+                             f"source = {TASK_KIND!r} or remove them")
         if self.tokenizer_from is not None and (not isinstance(self.tokenizer_from, str)
                                                 or not self.tokenizer_from.strip()):
             raise ValueError(
@@ -64,6 +77,12 @@ class PrepareConfig:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.tokenizer == "bpe" and not 300 <= self.vocab_size <= 2**32:
             raise ValueError(f"vocab_size must be between 300 and 2^32 for BPE, got {self.vocab_size}")
+
+
+    @property
+    def classification_task(self) -> ClassificationTask:
+        """The in-context classification task of a ``classification`` source."""
+        return self.classification or ClassificationTask()
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,11 @@ def prepare_dataset(
 ) -> PreparedDataset:
     """Read, split, tokenize and pack a corpus into ``out``; nothing is left at ``out`` on error."""
     say = progress or (lambda _msg: None)
+    if config.source == TASK_KIND:
+        task = config.classification_task
+        say(f"writing the in-context classification task: {task.n_train_sequences:,} training sequences of "
+            f"{task.context} tokens")
+        return load_prepared(write_classification_dataset(task, out, overwrite=overwrite, config=to_dict(config)))
     started = time.perf_counter()
     source = tokenizer_source(config)  # checked before the (possibly long) corpus read
     if source is not None and source.context != config.context:

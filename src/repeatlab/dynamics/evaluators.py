@@ -9,6 +9,10 @@
 - ``prefix_matching``: the same score on Olsson et al.'s four-fold repeats of ``min(25, (context - 1) // 4)``
   tokens.
 - ``icl``: the in-context-learning score (``probes.icl_score``) on ``train.probe_sequences`` test contexts.
+- ``classification``: on an in-context classification dataset (``repeatlab.data.classification``), query-label
+  accuracy and loss on its ``icl`` and ``iwl`` evaluation sets (``probes.classification``), logged as
+  ``classification.{set}_accuracy`` and ``classification.{set}_loss``, and the query's induction-head score
+  (``probes.query_induction_scores``) as a head score named ``classification.induction``.
 
 Each head score is logged as ``{name}.max``, ``{name}.mean`` and one ``{name}.L{layer}H{head}`` per head;
 ICL as ``icl.score``, ``icl.loss_early`` and ``icl.loss_late``. Inputs are drawn once, from seeds derived
@@ -26,11 +30,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from repeatlab.data.classification import EVAL_SETS, ClassificationTask, dataset_task, load_eval_sequences
 from repeatlab.data.loader import eval_sequence_ids
 from repeatlab.data.prepared import PreparedDataset, load_prepared
 from repeatlab.models.gpt import GPT
 from repeatlab.probes import attention_scores, candidate_tokens, icl_positions, icl_score, repeated_random_tokens
 from repeatlab.probes import token_frequencies
+from repeatlab.probes.classification import query_induction_scores, query_score
 from repeatlab.train.config import RunConfig
 from repeatlab.train.trainer import StepEvaluator
 
@@ -84,6 +90,18 @@ def _icl_evaluator(rows: Tensor, positions: tuple[int, int]) -> StepEvaluator:
     return evaluate
 
 
+def _classification_evaluator(task: ClassificationTask, sets: dict[str, Tensor]) -> StepEvaluator:
+    def evaluate(model: GPT, _step: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, rows in sets.items():
+            score = query_score(model, rows, task)
+            out[f"classification.{name}_accuracy"], out[f"classification.{name}_loss"] = score.accuracy, score.loss
+        out.update(head_metrics("classification.induction", query_induction_scores(model, sets["icl"], task)))
+        return out
+
+    return evaluate
+
+
 @dataclass(frozen=True)
 class ProbeInputs:
     """The fixed inputs of a run's probe evaluators: drawn once from the run's data and ``train.eval_seed``."""
@@ -95,6 +113,8 @@ class ProbeInputs:
     icl_rows: Tensor | None
     """``[n, context + 1]`` test contexts (ICL score)."""
     icl_positions: tuple[int, int] | None
+    classification: tuple[ClassificationTask, dict[str, Tensor]] | None = None
+    """The task and its evaluation sets ``{name: [n, context + 1]}`` (in-context classification datasets only)."""
 
 
 def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
@@ -124,7 +144,15 @@ def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
             raise ValueError(f"train.probe_metrics: icl cannot be measured: {exc}") from None
         ids = eval_sequence_ids(dataset.n_sequences("test"), n, seed)
         rows = torch.from_numpy(np.asarray(dataset.sequences("test")[ids]).astype(np.int64))  # [n, context + 1]
-    return ProbeInputs(induction=induction, prefix_matching=prefix, icl_rows=rows, icl_positions=positions)
+    classification = None
+    if "classification" in names:
+        try:
+            task = dataset_task(dataset)
+        except ValueError as exc:
+            raise ValueError(f"train.probe_metrics: classification cannot be measured: {exc}") from None
+        classification = task, {name: torch.from_numpy(load_eval_sequences(dataset, name)) for name in EVAL_SETS}
+    return ProbeInputs(induction=induction, prefix_matching=prefix, icl_rows=rows, icl_positions=positions,
+                       classification=classification)
 
 
 def probe_evaluators(config: RunConfig, dataset: PreparedDataset | None = None) -> dict[str, StepEvaluator]:
@@ -143,6 +171,8 @@ def probe_evaluators(config: RunConfig, dataset: PreparedDataset | None = None) 
             "prefix_matching")
     if inputs.icl_rows is not None and inputs.icl_positions is not None:
         evaluators["icl"] = _icl_evaluator(inputs.icl_rows, inputs.icl_positions)
+    if inputs.classification is not None:
+        evaluators["classification"] = _classification_evaluator(*inputs.classification)
     return evaluators
 
 

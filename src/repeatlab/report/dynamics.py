@@ -32,8 +32,10 @@ from repeatlab.report.load import RunRecord
 from repeatlab.report.model import Section, Table, format_count, format_epochs, format_fraction, format_multiplier
 from repeatlab.report.plotting import encode, grid_shape, new_figure, style
 
-CURVE_METRICS = ("induction.max", "prefix_matching.max", "previous_token.max", "icl.score")
-"""Probe columns of ``metrics.jsonl`` the curves section draws, the first one present being the main one."""
+CURVE_METRICS = ("classification.icl_accuracy", "induction.max", "prefix_matching.max", "previous_token.max",
+                 "icl.score")
+"""Probe columns of ``metrics.jsonl`` the curves section draws, the first one present being the main one (ICL
+accuracy exists only on the in-context classification task, where it is the measure of in-context learning)."""
 MIN_RISE = 0.1
 """A curve whose largest value exceeds its first by less than this shows no phase change."""
 FINETUNE_FILE = "finetune.json"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from repeatlab.config import ConfigError, config_hash, from_dict, override, to_dict
+from repeatlab.data.classification import TASK_KIND
 from repeatlab.data.corpus import is_named_source
 from repeatlab.data.mixture import MixtureKind, MixtureSpec, unique_control_tokens
 from repeatlab.data.prepare import PrepareConfig
@@ -308,7 +309,7 @@ def load_grid(name_or_path: str | Path, *, overrides: dict[str, Any] | None = No
 def resolve_grid(grid: GridConfig) -> GridConfig:
     """The grid with a relative corpus path made absolute (relative to the current directory)."""
     source = grid.data.source
-    if is_named_source(source):
+    if is_named_source(source) or source == TASK_KIND:
         return grid
     prefix, path = ("hf:", source[3:]) if source.startswith("hf:") else ("", source)
     return replace(grid, data=replace(grid.data, source=prefix + str(Path(path).expanduser().resolve())))

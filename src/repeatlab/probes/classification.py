@@ -1,0 +1,96 @@
+"""In-context versus in-weights learning on the in-context classification task (Reddy 2023's two tests).
+
+Both scores look at one prediction per sequence, the query's label, on the evaluation sets that
+``repeatlab.data.classification`` writes beside the dataset: ``icl`` (the answer is only in the context) and
+``iwl`` (the answer is only in the weights). Accuracy is the argmax over the label tokens, as in Reddy's
+classifier; the loss is the cross-entropy over the whole vocabulary, a continuous measure of the same thing.
+
+``query_induction_scores`` is the mechanism behind ICL here, Reddy's induction head: the attention that the
+query item pays to the labels that followed its earlier copies (Olsson et al.'s induction targets, read at the
+query only). The generic induction probe, on random repeated tokens, need not see it: a model trained only on
+item-label pairs can key its copying on the pair structure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from repeatlab.data.classification import ClassificationTask
+from repeatlab.models.gpt import GPT
+from repeatlab.models.hooks import hooks
+from repeatlab.probes.patterns import induction_pattern
+
+
+@dataclass(frozen=True)
+class QueryScore:
+    """Accuracy and mean loss of the query label over an evaluation set."""
+
+    accuracy: float
+    loss: float
+
+
+def _check_rows(rows: Tensor, task: ClassificationTask) -> None:
+    if rows.ndim != 2 or rows.shape[1] != task.context + 1:
+        raise ValueError(f"rows must be [n, {task.context + 1}] sequences of the task, got {tuple(rows.shape)}")
+
+
+@torch.no_grad()
+def query_score(model: GPT, rows: Tensor, task: ClassificationTask, *, batch_size: int = 256) -> QueryScore:
+    """Score the query-label prediction of ``model`` on rows ``[n, context + 1]`` of ``task``."""
+    _check_rows(rows, task)
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        position, first_label = task.query_position, task.n_classes
+        correct, losses = 0, []
+        for batch in rows.split(batch_size):
+            batch = batch.to(device)
+            logits = model(batch[:, : position + 1])[:, position].float()  # [b, vocab]
+            target = batch[:, position + 1]  # [b] the query's label token
+            losses.append(F.cross_entropy(logits, target, reduction="none"))
+            guess = logits[:, first_label : first_label + task.n_labels].argmax(-1) + first_label  # [b]
+            correct += int((guess == target).sum())
+    finally:
+        model.train(was_training)
+    return QueryScore(accuracy=correct / len(rows), loss=float(torch.cat(losses).mean()))
+
+
+@torch.no_grad()
+def query_induction_scores(model: GPT, rows: Tensor, task: ClassificationTask, *, batch_size: int = 256) -> Tensor:
+    """``[n_layers, n_heads]`` mean attention of the query item to the labels after its earlier copies, over
+    ``icl``-style rows ``[n, context + 1]`` (every row must hold an earlier copy of its query)."""
+    _check_rows(rows, task)
+    position = task.query_position
+    n_layer, n_head = model.config.n_layer, model.config.n_head
+    mass = torch.zeros(n_layer, n_head, dtype=torch.float64)
+    targets: list[Tensor] = []  # the current batch's [B, Tk] float targets of the query row
+
+    def reducer(layer: int):
+        def hook(pattern: Tensor, _name: str) -> None:  # pattern: [B, H, Tq, Tk], read only
+            mass[layer] += torch.einsum("bhk,bk->h", pattern[:, :, position].float(), targets[0]).double().cpu()
+
+        return hook
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with hooks(model, {f"blocks.{layer}.attn.pattern": reducer(layer) for layer in range(n_layer)}):
+            for batch in rows.split(batch_size):
+                inputs = batch[:, : position + 1].to(device)  # [B, T]
+                query_targets = induction_pattern(inputs)[:, position].float()  # [B, Tk]
+                if not bool((query_targets.sum(-1) > 0).all()):
+                    raise ValueError("a row has no earlier copy of its query item; use the task's icl set")
+                targets[:] = [query_targets]
+                model(inputs)
+    finally:
+        model.train(was_training)
+    return (mass / len(rows)).float()
+
+
+__all__ = ["QueryScore", "query_induction_scores", "query_score"]

@@ -1,0 +1,64 @@
+"""ICL/IWL query scores and the query's induction-head score on the in-context classification task."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from repeatlab.data.classification import ClassificationTask
+from repeatlab.models.gpt import GPT
+from repeatlab.models.sizes import model_config
+from repeatlab.probes.classification import query_induction_scores, query_score
+from repeatlab.probes.patterns import induction_pattern
+
+TASK = ClassificationTask(n_classes=64, n_labels=8, n_pairs=6, burstiness=2, seed=1)
+
+
+def model(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(model_config("cpu-2l-24", vocab_size=TASK.vocab_size, context=TASK.context)).eval()
+
+
+def rows(name: str, n: int = 64) -> torch.Tensor:
+    return torch.from_numpy(TASK.eval_sequences(name, n, seed=2))
+
+
+def test_uniform_attention_scores_the_share_of_targets_among_visible_keys() -> None:
+    gpt = model()
+    with torch.no_grad():
+        for block in gpt.blocks:
+            block.attn.c_attn.weight[: 2 * gpt.config.d_model].zero_()  # q = k = 0 (biases zero at init)
+            block.attn.c_attn.bias.zero_()
+    icl = rows("icl")
+    position = TASK.query_position
+    expected = induction_pattern(icl[:, : position + 1])[:, position].sum(-1).double().mean() / (position + 1)
+    scores = query_induction_scores(gpt, icl, TASK)
+    assert scores.shape == (2, 2)
+    assert torch.allclose(scores, torch.full((2, 2), float(expected)), atol=1e-6)
+
+
+def test_query_score_reads_the_label_logits_at_the_query() -> None:
+    gpt = model()
+    icl = rows("icl")
+    answer = icl[:, TASK.query_position + 1]  # label tokens
+    # A final LayerNorm that outputs label 3's embedding makes the model guess label 3 everywhere.
+    label3 = TASK.n_classes + 3
+    with torch.no_grad():
+        gpt.ln_f.weight.zero_()
+        gpt.ln_f.bias.copy_(gpt.wte.weight[label3] * 100)
+    score = query_score(gpt, icl, TASK)
+    assert 0 < score.accuracy == pytest.approx(float((answer == label3).float().mean()))
+    with torch.no_grad():
+        logits = gpt(icl[:, : TASK.query_position + 1])[:, -1]
+    expected_loss = torch.nn.functional.cross_entropy(logits, answer)
+    assert score.loss == pytest.approx(float(expected_loss), rel=1e-5)
+
+
+def test_query_induction_needs_an_earlier_copy() -> None:
+    with pytest.raises(ValueError, match="no earlier copy of its query"):
+        query_induction_scores(model(), rows("iwl"), TASK)
+
+
+def test_query_score_checks_the_row_shape() -> None:
+    with pytest.raises(ValueError, match=r"rows must be \[n, 14\]"):
+        query_score(model(), rows("icl")[:, :-2], TASK)
