@@ -50,6 +50,9 @@ def test_a_classification_grid_runs_resumes_and_reports(tmp_path: Path) -> None:
     report = build_report(load_sweep(tmp_path / "sweep"))
     curves = next(s for s in report.sections if s.key == "probe-curves")
     assert curves.figure is not None and curves.caption.startswith("classification.icl_accuracy logged")
+    findings = next(s for s in report.sections if s.key == "findings").items
+    assert any(f.startswith("For cpu-2l-24 (13.8K params), in-context accuracy is lowest at E=4 with f=10%: ")
+               for f in findings)
 
 
 def test_the_cpu_icl_preset_is_the_documented_protocol() -> None:

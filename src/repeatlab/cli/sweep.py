@@ -23,7 +23,7 @@ from repeatlab.sweeps.state import STATUSES, SWEEP_LOCK_FILE, is_locked
 app = typer.Typer(help="Run grids of training runs (size x repetition x seed) and collect their results.",
                   no_args_is_help=True)
 
-GridArg = Annotated[str, typer.Argument(help="A grid TOML file or a preset name (cpu-tiny, gpu-small, paper)")]
+GridArg = Annotated[str, typer.Argument(help=f"A grid TOML file or a preset name ({', '.join(preset_names())})")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Replace a grid field, e.g. --set data.source=x.txt")]
 
 

@@ -124,6 +124,38 @@ def copying_damage(an: Analysis) -> list[str]:
     return [text, f"Copying is damaged more than test loss in {int(worse.sum())} of {len(rows)} sizes."]
 
 
+ICL_ACCURACY = "classification.icl_accuracy"
+"""Final in-context accuracy of a run on the in-context classification task (``train.probe_metrics``)."""
+
+
+def icl_damage(an: Analysis) -> list[str]:
+    """Where repetition cost the most in-context accuracy on the classification task, beside its test-loss cost."""
+    done, f, tokens = an.done, an.reference_fraction, an.control_tokens
+    if f is None or tokens is None or done.empty:
+        return []
+    final = {run_id: record.metrics[ICL_ACCURACY].dropna() for run_id, record in an.data.runs.items()
+             if ICL_ACCURACY in record.metrics}
+    logged = [run_id for run_id, values in final.items() if len(values)]
+    rows = done[done["run_id"].isin(logged) & np.isclose(done["total_tokens"], tokens)]
+    if rows.empty:
+        return []
+    rows = rows.assign(icl=[float(final[r].iloc[-1]) for r in rows["run_id"]])
+    out = []
+    for size in an.sizes:
+        controls = rows[(rows["model"] == size) & (rows["kind"] == "control")]
+        repeated = rows[(rows["model"] == size) & (rows["kind"] == "repeated")
+                        & np.isclose(rows["repeated_fraction"], f)]
+        if controls.empty or repeated.empty:
+            continue
+        by_epochs = repeated.groupby("repeated_epochs")[["icl", "test_loss"]].mean()
+        epochs = by_epochs["icl"].idxmin()
+        icl, loss = by_epochs.loc[epochs, "icl"], by_epochs.loc[epochs, "test_loss"]
+        out.append(f"For {an.size_label(size)}, in-context accuracy is lowest at E={format_epochs(epochs)} with "
+                   f"f={format_fraction(f)}: {icl:.2f} against {controls['icl'].mean():.2f} for the control (test loss "
+                   f"{loss:.3f} against {controls['test_loss'].mean():.3f}; means over seeds).")
+    return out
+
+
 def memorisation_point(an: Analysis) -> list[str]:
     run_ids, _ = chosen_runs(an)
     out = []
@@ -195,8 +227,8 @@ def single_run(an: Analysis) -> list[str]:
 
 
 FINDINGS: tuple[Finding, ...] = (
-    single_run, worst_repeat_count, peak_shift, worst_cell, band_agreement, band_edges, copying_damage, memorisation_point,
-    control_fit, data_constrained,
+    single_run, worst_repeat_count, peak_shift, worst_cell, band_agreement, band_edges, copying_damage, icl_damage,
+    memorisation_point, control_fit, data_constrained,
 )
 
 
