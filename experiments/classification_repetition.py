@@ -37,6 +37,7 @@ from repeatlab.data.classification import (
     EVAL_SETS,
     ClassificationTask,
     load_eval_sequences,
+    pair_score_sequences,
     write_classification_dataset,
 )
 from repeatlab.data.mixture import MixtureSpec, make_mixture, unique_control_tokens
@@ -44,7 +45,7 @@ from repeatlab.dynamics import train_with_probes
 from repeatlab.io import read_json, write_json
 from repeatlab.laws.effective import MIN_R_SQUARED, effective_sizes, fit_metric_scaling
 from repeatlab.probes.ablation import ablated, mean_head_outputs
-from repeatlab.probes.classification import query_induction_scores, query_score
+from repeatlab.probes.classification import pair_scores, query_induction_scores, query_score
 from repeatlab.train import OptimConfig, RunConfig, TrainConfig
 from repeatlab.train.run import load_run
 
@@ -126,18 +127,24 @@ def summarise(records: list[dict]) -> dict:
             "prefix_matching": last["prefix_matching.max"], "icl_formed_step": formed}
 
 
-def ablation(run_dir: Path) -> dict[str, float]:
-    """ICL and IWL accuracy with the run's top query-induction head mean-ablated (means over the test split)."""
+def final_scores(run_dir: Path) -> dict[str, float | str]:
+    """From the final weights: in-distribution pair accuracies (``probes.pair_scores``, on the rows the evaluator
+    uses), and the query and pair accuracies with the top query-induction head mean-ablated (means over the
+    test split), the causal check that the head does the in-context part."""
     run = load_run(run_dir)
     sets = {name: torch.from_numpy(load_eval_sequences(run.dataset, name)) for name in EVAL_SETS}
+    pairs = torch.from_numpy(pair_score_sequences(run.dataset))
     scores = query_induction_scores(run.model, sets["icl"], TASK)
     layer, head = divmod(int(scores.argmax()), scores.shape[1])
-    test = torch.from_numpy(np.asarray(run.dataset.sequences("test")[:512]).astype(np.int64))
-    means = mean_head_outputs(run.model, test, [layer])
+    before = pair_scores(run.model, pairs, TASK)
+    means = mean_head_outputs(run.model, torch.from_numpy(np.asarray(run.dataset.sequences("test")).astype(np.int64)),
+                              [layer])
     with ablated(run.model, [(layer, head)], mode="mean", means=means):
         after = {name: query_score(run.model, rows, TASK).accuracy for name, rows in sets.items()}
-    return {"top_head": f"L{layer}H{head}", "icl_accuracy_ablated": after["icl"],
-            "iwl_accuracy_ablated": after["iwl"]}
+        after_pairs = pair_scores(run.model, pairs, TASK)
+    return {"top_head": f"L{layer}H{head}", "iwl_first": before["iwl_first"], "icl_repeat": before["icl_repeat"],
+            "icl_accuracy_ablated": after["icl"], "iwl_accuracy_ablated": after["iwl"],
+            "icl_repeat_ablated": after_pairs["icl_repeat"], "iwl_first_ablated": after_pairs["iwl_first"]}
 
 
 def load_rows(root: Path) -> tuple[dict[str, float], pd.DataFrame]:
@@ -153,7 +160,7 @@ def load_rows(root: Path) -> tuple[dict[str, float], pd.DataFrame]:
                 repeats = mixture["total_tokens"] - mixture["unique_tokens"]  # (E - 1) copies of the subset
                 rows.append({"size": size, "seed": seed, "kind": kind, "params": summary["n_params_non_embedding"],
                              "epochs": epochs, "n_repeated": repeats // ((epochs - 1) * TASK.context) if epochs else 0,
-                             **summarise(curve(root, name)), **ablation(root / "runs" / name)})
+                             **summarise(curve(root, name)), **final_scores(root / "runs" / name)})
     return lrs, pd.DataFrame(rows)
 
 
@@ -188,51 +195,47 @@ def tables(root: Path) -> None:
     lrs, frame = load_rows(root)
     write_json(root / "summary.json", {"lrs": lrs, "rows": frame.to_dict(orient="records")})
     print(f"learning rates: {lrs}; {len(frame)} finished runs\n")
-    print("| size | N | lr | test loss | (1 − f) T control | ICL accuracy | ICL loss | IWL accuracy | IWL loss "
-          "| task induction | ICL accuracy, top head ablated | induction (random tokens) | prefix matching "
-          "| ICL >= 0.5 at step |")
+    print("Controls (mean [min, max] over seeds):\n")
+    print("| size | N | lr | test loss | (1 − f) T control | ICL at repeats | IWL at first occurrences "
+          "| ICL query (icl set) | IWL query (iwl set) | query induction score | ICL >= 0.5 at step "
+          "| top head ablated: ICL at repeats | top head ablated: IWL at first occurrences |")
     print("|" + "---|" * 14)
     for size in SIZES:
         c = frame[(frame["size"] == size) & (frame.kind == "control")]
         u = frame[(frame["size"] == size) & (frame.kind == "unique")]
         if c.empty:
             continue
-        print(f"| {size} | {int(c.params.iloc[0]):,} | {lrs[size]:g} | {spread(c.test_loss)} | "
-              f"{spread(u.test_loss) if len(u) else '—'} | {spread(c.icl_accuracy, 2)} | {spread(c.icl_loss)} | "
-              f"{spread(c.iwl_accuracy, 2)} | {spread(c.iwl_loss)} | {spread(c.task_induction, 2)} | "
-              f"{spread(c.icl_accuracy_ablated, 2)} | {spread(c.induction, 2)} | {spread(c.prefix_matching, 2)} | "
-              f"{', '.join(str(v) for v in c.icl_formed_step)} |")
+        print(f"| {size} | {int(c.params.iloc[0]):,} | {lrs[size]:g} | {spread(c.test_loss)} "
+              f"| {spread(u.test_loss) if len(u) else '—'} | {spread(c.icl_repeat, 2)} | {spread(c.iwl_first, 2)} "
+              f"| {spread(c.icl_accuracy, 2)} | {spread(c.iwl_accuracy, 2)} | {spread(c.task_induction, 2)} "
+              f"| {', '.join(str(v) for v in c.icl_formed_step)} | {spread(c.icl_repeat_ablated, 2)} "
+              f"| {spread(c.iwl_first_ablated, 2)} |")
     paired = frame.merge(frame[frame.kind == "control"], on=["size", "seed"], suffixes=("", "_c"))
     paired = paired.merge(frame[frame.kind == "unique"][["size", "seed", "test_loss"]], on=["size", "seed"],
                           how="left", suffixes=("", "_u"))
-    keys = ("test_loss", "icl_loss", "iwl_loss", "icl_accuracy", "iwl_accuracy", "task_induction",
-            "icl_accuracy_ablated")
-    for key in keys:
+    for key in ("test_loss", "icl_loss", "icl_repeat", "iwl_first", "icl_accuracy", "iwl_accuracy",
+                "task_induction", "icl_repeat_ablated"):
         paired[f"d_{key}"] = paired[key] - paired[f"{key}_c"]
     paired["d_unique"] = paired.test_loss - paired.test_loss_u
-    print("\nEach repeated run minus its own seed's control: mean [min, max] over seeds, and in how many seeds it "
-          "is worse.\n")
-    print("| size | E | subset (sequences) | test loss − control | worse | − (1 − f) T control "
-          "| repeated-subset loss | ICL loss − control | worse | IWL loss − control | worse "
-          "| ICL accuracy − control | "
-          "IWL accuracy − control | task induction − control | ICL accuracy, top head ablated − control "
-          "| ICL >= 0.5 at step |")
-    print("|" + "---|" * 16)
+    print("\nRepeated runs minus their own seed's control (mean [min, max] over seeds; 'worse': in how many "
+          "seeds the repeated run is worse):\n")
+    print("| size | E | subset (sequences) | test loss | worse | test loss − (1 − f) T control "
+          "| repeated-subset loss | ICL at repeats | worse | IWL at first occurrences | ICL query loss "
+          "| IWL query (iwl set) | query induction score | ICL >= 0.5 at step |")
+    print("|" + "---|" * 14)
     for size in SIZES:
         for e in EPOCHS:
             g = paired[(paired["size"] == size) & (paired.kind == f"E{e}")]
             if g.empty:
                 continue
-            worse = lambda col: f"{int((g[col] > 0).sum())}/{len(g)}"  # noqa: E731
             f_achieved = g.n_repeated.iloc[0] * e * TASK.context / TOTAL
             print(f"| {size} | {e} | {int(g.n_repeated.iloc[0]):,} (f = {f_achieved:.3f}) | {signed(g.d_test_loss)} "
-                  f"| {worse('d_test_loss')} | {signed(g.d_unique)} | {g.repeated_loss.mean():.3f} "
-                  f"| {signed(g.d_icl_loss)} | {worse('d_icl_loss')} | {signed(g.d_iwl_loss)} | {worse('d_iwl_loss')} "
-                  f"| {signed(g.d_icl_accuracy, 2)} | {signed(g.d_iwl_accuracy, 2)} | {signed(g.d_task_induction, 2)} "
-                  f"| {signed(g.d_icl_accuracy_ablated, 2)} | "
-                  f"{', '.join(str(v) for v in g.icl_formed_step)} |")
+                  f"| {int((g.d_test_loss > 0).sum())}/{len(g)} | {signed(g.d_unique)} | {g.repeated_loss.mean():.3f} "
+                  f"| {signed(g.d_icl_repeat, 2)} | {int((g.d_icl_repeat < 0).sum())}/{len(g)} "
+                  f"| {signed(g.d_iwl_first, 3)} | {signed(g.d_icl_loss)} | {signed(g.d_iwl_accuracy, 2)} "
+                  f"| {signed(g.d_task_induction, 2)} | {', '.join(str(v) for v in g.icl_formed_step)} |")
     print("\nEffective size N_eff / N by metric (controls' power law in N over every control seed):\n")
-    for metric in ("test_loss", "icl_loss", "iwl_loss"):
+    for metric in ("test_loss", "icl_loss"):
         result = effective_multipliers(frame, metric)
         if result is None:
             print(f"- {metric}: the controls' power law has R² < {MIN_R_SQUARED}; no effective sizes")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from repeatlab.data.classification import ClassificationTask
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
-from repeatlab.probes.classification import query_induction_scores, query_score
+from repeatlab.probes.classification import pair_scores, query_induction_scores, query_score
 from repeatlab.probes.patterns import induction_pattern
 
 TASK = ClassificationTask(n_classes=64, n_labels=8, n_pairs=6, burstiness=2, seed=1)
@@ -62,3 +63,36 @@ def test_query_induction_needs_an_earlier_copy() -> None:
 def test_query_score_checks_the_row_shape() -> None:
     with pytest.raises(ValueError, match=r"rows must be \[n, 14\]"):
         query_score(model(), rows("icl")[:, :-2], TASK)
+
+
+class Oracle(torch.nn.Module):
+    """Logits that pick, at every item position, either the class's fixed label or the label of the item's latest
+    earlier copy in the context (label 0 when there is none): perfect in-weights or perfect in-context learning."""
+
+    def __init__(self, *, in_context: bool) -> None:
+        super().__init__()
+        self.in_context = in_context
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(*tokens.shape, TASK.vocab_size)
+        for b, row in enumerate(tokens.tolist()):
+            for q in range(0, len(row), 2):
+                item = row[q]
+                label = int(TASK.class_labels[item]) if item < TASK.n_classes else 0
+                if self.in_context:
+                    earlier = [k for k in range(0, q, 2) if row[k] == item]
+                    label = row[earlier[-1] + 1] - TASK.n_classes if earlier else 0
+                logits[b, q, TASK.n_classes + label] = 1.0
+        return logits
+
+
+def test_pair_scores_separate_weights_from_context() -> None:
+    rows = torch.from_numpy(np.concatenate([TASK.training_sequences(300, seed=4),
+                                            np.full((300, 1), TASK.eot_id)], axis=1))
+    weights = pair_scores(Oracle(in_context=False), rows, TASK)
+    context = pair_scores(Oracle(in_context=True), rows, TASK)
+    assert weights["iwl_first"] == 1.0 and context["icl_repeat"] == 1.0
+    # Each oracle is near chance on the other's pairs: fresh labels agree with the fixed map 1 time in 8, and
+    # "label 0" is right at first occurrences for the classes whose fixed label is 0.
+    assert weights["icl_repeat"] < 0.3 and context["iwl_first"] < 0.3

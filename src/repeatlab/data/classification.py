@@ -232,6 +232,13 @@ def dataset_task(dataset: PreparedDataset) -> ClassificationTask:
     return ClassificationTask(**dataset.meta[TASK_KIND])
 
 
+def pair_score_sequences(dataset: PreparedDataset) -> np.ndarray:
+    """The test-split rows ``[n_eval_sequences, context + 1]`` on which ``probes.pair_scores`` is measured (the
+    first ones of the split, so every run and every evaluation scores the same sequences)."""
+    task = dataset_task(dataset)
+    return np.asarray(dataset.sequences("test")[: task.n_eval_sequences]).astype(np.int64)
+
+
 def load_eval_sequences(dataset: PreparedDataset, name: str) -> np.ndarray:
     """Evaluation set ``name`` (``icl`` or ``iwl``) of a classification dataset, ``[n, context + 1]``."""
     dataset_task(dataset)
@@ -241,4 +248,4 @@ def load_eval_sequences(dataset: PreparedDataset, name: str) -> np.ndarray:
 
 
 __all__ = ["EVAL_SETS", "TASK_KIND", "ClassificationTask", "classification_tokenizer", "dataset_task", "eval_file",
-           "load_eval_sequences", "write_classification_dataset"]
+           "load_eval_sequences", "pair_score_sequences", "write_classification_dataset"]

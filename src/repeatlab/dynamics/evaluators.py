@@ -11,8 +11,10 @@
 - ``icl``: the in-context-learning score (``probes.icl_score``) on ``train.probe_sequences`` test contexts.
 - ``classification``: on an in-context classification dataset (``repeatlab.data.classification``), query-label
   accuracy and loss on its ``icl`` and ``iwl`` evaluation sets (``probes.classification``), logged as
-  ``classification.{set}_accuracy`` and ``classification.{set}_loss``, and the query's induction-head score
-  (``probes.query_induction_scores``) as a head score named ``classification.induction``.
+  ``classification.{set}_accuracy`` and ``classification.{set}_loss``; in-weights accuracy at first occurrences
+  and in-context accuracy at repeats on test sequences (``probes.pair_scores``), logged as
+  ``classification.iwl_first_accuracy`` and ``classification.icl_repeat_accuracy``; and the query's
+  induction-head score (``probes.query_induction_scores``) as a head score named ``classification.induction``.
 
 Each head score is logged as ``{name}.max``, ``{name}.mean`` and one ``{name}.L{layer}H{head}`` per head;
 ICL as ``icl.score``, ``icl.loss_early`` and ``icl.loss_late``. Inputs are drawn once, from seeds derived
@@ -30,13 +32,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from repeatlab.data.classification import EVAL_SETS, ClassificationTask, dataset_task, load_eval_sequences
+from repeatlab.data.classification import (
+    EVAL_SETS,
+    ClassificationTask,
+    dataset_task,
+    load_eval_sequences,
+    pair_score_sequences,
+)
 from repeatlab.data.loader import eval_sequence_ids
 from repeatlab.data.prepared import PreparedDataset, load_prepared
 from repeatlab.models.gpt import GPT
 from repeatlab.probes import attention_scores, candidate_tokens, icl_positions, icl_score, repeated_random_tokens
 from repeatlab.probes import token_frequencies
-from repeatlab.probes.classification import query_induction_scores, query_score
+from repeatlab.probes.classification import pair_scores, query_induction_scores, query_score
 from repeatlab.train.config import RunConfig
 from repeatlab.train.trainer import StepEvaluator
 
@@ -45,6 +53,8 @@ INDUCTION_TOKENS, PREFIX_MATCHING_TOKENS, PREFIX_MATCHING_REPEATS = 50, 25, 4
 EXCLUDE_TOKEN_FRACTION = 0.1
 BATCH_SIZE = 32
 _INDUCTION_GROUP = ("induction", "previous_token", "duplicate_token")
+PAIR_ROWS = "test"
+"""Key of the classification inputs that holds the test-split rows of ``probes.pair_scores``."""
 
 
 def head_metrics(name: str, scores: Tensor) -> dict[str, float]:
@@ -93,9 +103,11 @@ def _icl_evaluator(rows: Tensor, positions: tuple[int, int]) -> StepEvaluator:
 def _classification_evaluator(task: ClassificationTask, sets: dict[str, Tensor]) -> StepEvaluator:
     def evaluate(model: GPT, _step: int) -> dict[str, float]:
         out: dict[str, float] = {}
-        for name, rows in sets.items():
-            score = query_score(model, rows, task)
+        for name in EVAL_SETS:
+            score = query_score(model, sets[name], task)
             out[f"classification.{name}_accuracy"], out[f"classification.{name}_loss"] = score.accuracy, score.loss
+        out.update({f"classification.{name}_accuracy": value
+                    for name, value in pair_scores(model, sets[PAIR_ROWS], task).items()})
         out.update(head_metrics("classification.induction", query_induction_scores(model, sets["icl"], task)))
         return out
 
@@ -114,7 +126,8 @@ class ProbeInputs:
     """``[n, context + 1]`` test contexts (ICL score)."""
     icl_positions: tuple[int, int] | None
     classification: tuple[ClassificationTask, dict[str, Tensor]] | None = None
-    """The task and its evaluation sets ``{name: [n, context + 1]}`` (in-context classification datasets only)."""
+    """The task and its rows ``{name: [n, context + 1]}``: the evaluation sets and the test rows of the pair scores
+    (in-context classification datasets only)."""
 
 
 def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
@@ -150,7 +163,8 @@ def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
             task = dataset_task(dataset)
         except ValueError as exc:
             raise ValueError(f"train.probe_metrics: classification cannot be measured: {exc}") from None
-        classification = task, {name: torch.from_numpy(load_eval_sequences(dataset, name)) for name in EVAL_SETS}
+        sets = {name: torch.from_numpy(load_eval_sequences(dataset, name)) for name in EVAL_SETS}
+        classification = task, {**sets, PAIR_ROWS: torch.from_numpy(pair_score_sequences(dataset))}
     return ProbeInputs(induction=induction, prefix_matching=prefix, icl_rows=rows, icl_positions=positions,
                        classification=classification)
 

@@ -5,6 +5,12 @@ Both scores look at one prediction per sequence, the query's label, on the evalu
 ``iwl`` (the answer is only in the weights). Accuracy is the argmax over the label tokens, as in Reddy's
 classifier; the loss is the cross-entropy over the whole vocabulary, a continuous measure of the same thing.
 
+The ``iwl`` set's query is out of distribution in one respect: in training the query's class is always in the
+context, so a model may learn to copy at the query position whatever the context holds. ``pair_scores`` measures
+both abilities where training asks for them, on sequences of the training distribution: in-weights accuracy at
+the *first* occurrence of a class in a sequence with the fixed labels (only the weights know the label there),
+in-context accuracy at *later* occurrences in a relabelled sequence (only the context does).
+
 ``query_induction_scores`` is the mechanism behind ICL here, Reddy's induction head: the attention that the
 query item pays to the labels that followed its earlier copies (Olsson et al.'s induction targets, read at the
 query only). The generic induction probe, on random repeated tokens, need not see it: a model trained only on
@@ -31,6 +37,32 @@ class QueryScore:
 
     accuracy: float
     loss: float
+
+
+@torch.no_grad()
+def pair_scores(model: GPT, rows: Tensor, task: ClassificationTask, *, batch_size: int = 256) -> dict[str, float]:
+    """``{"iwl_first": ..., "icl_repeat": ...}`` label accuracies over every pair of training-distribution rows
+    ``[n, context + 1]`` (e.g. the test split), see the module docstring; NaN where no pair qualifies."""
+    _check_rows(rows, task)
+    items = rows[:, 0 : 2 * task.n_pairs : 2]  # [n, P]
+    labels = rows[:, 1 : 2 * task.n_pairs : 2] - task.n_classes  # [n, P]
+    fixed = (labels == torch.from_numpy(task.class_labels)[items]).all(dim=1)  # [n] rows with the fixed map
+    earlier = (items[:, None, :] == items[:, :, None]).tril(diagonal=-1).any(dim=-1)  # [n, P] seen before
+    guesses = []
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        for batch in rows.split(batch_size):
+            logits = model(batch[:, : task.context - 1].to(device))[:, 0 : 2 * task.n_pairs : 2]  # [b, P, V]
+            guesses.append(logits[..., task.n_classes : task.n_classes + task.n_labels].argmax(-1).cpu())
+    finally:
+        model.train(was_training)
+    correct = torch.cat(guesses) == labels  # [n, P]
+    first = fixed[:, None] & ~earlier
+    repeat = ~fixed[:, None] & earlier
+    return {"iwl_first": float(correct[first].float().mean()) if first.any() else float("nan"),
+            "icl_repeat": float(correct[repeat].float().mean()) if repeat.any() else float("nan")}
 
 
 def _check_rows(rows: Tensor, task: ClassificationTask) -> None:
@@ -93,4 +125,4 @@ def query_induction_scores(model: GPT, rows: Tensor, task: ClassificationTask, *
     return (mass / len(rows)).float()
 
 
-__all__ = ["QueryScore", "query_induction_scores", "query_score"]
+__all__ = ["QueryScore", "pair_scores", "query_induction_scores", "query_score"]
