@@ -9,6 +9,9 @@ scores (max over heads, logged at every evaluation) and the ICL score.
     python experiments/cpu_regime.py runs/regime --corpus python-stdlib builtin \\
         --sizes tiny-2l attn-only-tiny-2l --seeds 0 1 --tokens 2000000 --workers 2
 
+``--copy-spans MIN MAX`` trains on the corpus with an in-context copy inserted into every window instead (a
+corpus where copying pays in every sequence).
+
 Each run is one thread; ``--workers`` runs that many side by side. Finished runs are reused, so the command
 can be repeated with more seeds or sizes. Results: docs/reproduction.md.
 """
@@ -18,13 +21,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from repeatlab.data.baselines import dataset_bigram_baseline
 from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import PrepareConfig, prepare_dataset
-from repeatlab.data.prepared import load_prepared
+from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, load_prepared
+from repeatlab.io import atomic_directory, read_json, write_json
 from repeatlab.dynamics import train_with_probes
 from repeatlab.train import OptimConfig, RunConfig, TrainConfig
 
@@ -36,9 +43,41 @@ def dataset_dir(root: Path, corpus: str, context: int) -> Path:
     return path
 
 
+def copy_augmented(root: Path, data: Path, corpus: str, shortest: int, longest: int) -> Path:
+    """``data`` with an in-context copy in every window: each ``context``-token window is ``context - k``
+    consecutive tokens of the corpus with a span of ``k`` (drawn from ``shortest..longest``) of them inserted again
+    later in the window, so that copying pays in every sequence. Train and test splits alike (seeds 0 and 1)."""
+    path = root / "data" / f"{corpus}+copy{shortest}-{longest}-{data.name}"
+    if path.exists():
+        return path
+    meta = read_json(data / META_FILE)
+    context = meta["context"]
+    with atomic_directory(path) as tmp:
+        for split, seed in (("train", 0), ("test", 1)):
+            tokens = np.fromfile(data / f"{split}.bin", dtype=meta["dtype"])
+            rng, windows, start = np.random.default_rng(seed), [], 0
+            while True:
+                k = int(rng.integers(shortest, longest + 1))
+                chunk = tokens[start : start + context - k]
+                if len(chunk) < context - k:
+                    break
+                first = int(rng.integers(0, len(chunk) - k))  # the span, copied again at ``again`` (>= its end)
+                again = int(rng.integers(first + k, len(chunk) + 1))
+                windows.append(np.concatenate([chunk[:again], chunk[first : first + k], chunk[again:]]))
+                start += context - k
+            joined = np.concatenate(windows)
+            joined.tofile(tmp / f"{split}.bin")
+            meta[split] = {**meta[split], "n_tokens": len(joined), "n_sequences": (len(joined) - 1) // context}
+        meta["source"] = f"{meta['source']}+copy{shortest}-{longest}"
+        shutil.copy(data / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
+        write_json(tmp / META_FILE, meta)
+    return path
+
+
 def train_one(job: dict) -> dict:
     root, data = Path(job["root"]), Path(job["data"])
-    name = f"{job['corpus']}-{job['size']}-lr{job['lr']:g}-w{job['warmup']}-T{job['tokens']}-b{job['batch']}-s{job['seed']}"
+    name = (f"{job['corpus']}-{job['size']}-lr{job['lr']:g}-w{job['warmup']}-T{job['tokens']}-b{job['batch']}"
+            f"-s{job['seed']}")
     mixture = root / "mixtures" / f"{job['corpus']}-T{job['tokens']}-s{job['seed']}"
     if not mixture.exists():
         make_mixture(data, MixtureSpec(total_tokens=job["tokens"], seed=job["seed"]), mixture)
@@ -76,9 +115,15 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=256)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--copy-spans", nargs=2, type=int, metavar=("MIN", "MAX"),
+                        help="insert an in-context copy of MIN..MAX tokens into every window (copy_augmented)")
     args = parser.parse_args()
     root = args.out.resolve()
     data = {corpus: dataset_dir(root, corpus, args.context) for corpus in args.corpus}
+    if args.copy_spans:
+        data = {f"{corpus}+copy{args.copy_spans[0]}-{args.copy_spans[1]}":
+                copy_augmented(root, path, corpus, *args.copy_spans) for corpus, path in data.items()}
+        args.corpus = list(data)
     bigram = {corpus: dataset_bigram_baseline(load_prepared(path)).test_loss for corpus, path in data.items()}
     jobs = [dict(root=str(root), data=str(data[c]), corpus=c, size=s, lr=lr, warmup=w, batch=b, seed=seed,
                  tokens=args.tokens, steps=args.tokens // (b * args.context))
