@@ -16,7 +16,7 @@ The protocol (fixed before any repeated run was trained; docs/reproduction.md ha
 
     python experiments/classification_repetition.py runs/icc tune      # 12 controls, about 5 min on 2 cores
     python experiments/classification_repetition.py runs/icc grid      # 112 runs, about 40 min on 2 cores
-    python experiments/classification_repetition.py runs/icc table     # the tables of docs/reproduction.md
+    python experiments/classification_repetition.py runs/icc table --figure docs/reproduction-cpu-icl.png
 
 Runs are one thread each, two side by side; finished runs are reused, so a killed command resumes.
 """
@@ -44,6 +44,7 @@ from repeatlab.data.mixture import MixtureSpec, make_mixture, unique_control_tok
 from repeatlab.dynamics import train_with_probes
 from repeatlab.io import read_json, write_json
 from repeatlab.laws.effective import MIN_R_SQUARED, effective_sizes, fit_metric_scaling
+from repeatlab.laws.results import FitError
 from repeatlab.probes.ablation import ablated, mean_head_outputs
 from repeatlab.probes.classification import pair_scores, query_induction_scores, query_score
 from repeatlab.train import OptimConfig, RunConfig, TrainConfig
@@ -178,13 +179,16 @@ def signed(values: pd.Series, digits: int = 3) -> str:
 
 def effective_multipliers(frame: pd.DataFrame, metric: str) -> tuple[pd.Series, float] | None:
     """Per repeated run, N_eff / N by ``metric`` against the controls' power law, and the law's R²; ``None``
-    when the law explains less than ``MIN_R_SQUARED`` of the controls' variance (the project's gate)."""
+    when no law fits or it explains less than ``MIN_R_SQUARED`` of the controls' variance (the project's gate)."""
     controls = frame[frame.kind == "control"]
     repeated = frame[frame.kind.str.startswith("E")]
     table = pd.concat([controls, repeated]).assign(
         loss=lambda t: t[metric], repeated_fraction=lambda t: np.where(t.kind == "control", 0.0, FRACTION),
         repeated_epochs=lambda t: np.where(t.kind == "control", 1, t.epochs))
-    scaling = fit_metric_scaling(table[["params", "loss", "repeated_fraction", "repeated_epochs"]])
+    try:
+        scaling = fit_metric_scaling(table[["params", "loss", "repeated_fraction", "repeated_epochs"]])
+    except FitError:
+        return None
     if scaling.fit.r_squared < MIN_R_SQUARED:
         return None
     sizes = effective_sizes(table[["params", "loss", "repeated_fraction", "repeated_epochs"]], [scaling])
@@ -238,7 +242,7 @@ def tables(root: Path) -> None:
     for metric in ("test_loss", "icl_loss"):
         result = effective_multipliers(frame, metric)
         if result is None:
-            print(f"- {metric}: the controls' power law has R² < {MIN_R_SQUARED}; no effective sizes")
+            print(f"- {metric}: no power law in N fits the controls with R² >= {MIN_R_SQUARED}; no effective sizes")
             continue
         multipliers, r2 = result
         frame[f"mult_{metric}"] = multipliers
@@ -253,11 +257,45 @@ def tables(root: Path) -> None:
                     print(f"| {size} | {e} | " + " | ".join(spread(g[c], 2) for c in mult) + " |")
 
 
+def figure(root: Path, lrs: dict[str, float], out: Path) -> None:
+    """ICL query accuracy and test loss against steps, mean over seeds: control (black), E = 10 .. 1000."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(SIZES), figsize=(3.2 * len(SIZES), 5.4), sharex=True)
+    colours = plt.get_cmap("plasma")
+    for column, size in enumerate(SIZES):
+        for kind in ("control", *(f"E{e}" for e in EPOCHS)):
+            runs = [curve(root, run_name(size, lrs[size], kind, seed)) for seed in SEEDS
+                    if (root / "runs" / run_name(size, lrs[size], kind, seed) / "summary.json").is_file()]
+            if not runs:
+                continue
+            steps = [r["step"] for r in runs[0]]
+            colour = "black" if kind == "control" else colours(0.1 + 0.8 * EPOCHS.index(int(kind[1:])) / len(EPOCHS))
+            label = "control" if kind == "control" else f"E = {kind[1:]}"
+            for row, key in enumerate(("classification.icl_accuracy", "test_loss")):
+                mean = np.mean([[r[key] for r in run] for run in runs], axis=0)
+                axes[row, column].plot(steps, mean, color=colour, lw=1.6 if kind == "control" else 1.0, label=label)
+        axes[0, column].set_title(f"{size} (lr {lrs[size]:g})", fontsize=9)
+        axes[1, column].set_xlabel("step", fontsize=8)
+        axes[1, column].set_ylim(2.4, 3.4)
+    axes[0, 0].set_ylabel("ICL accuracy (query, icl set)", fontsize=8)
+    axes[1, 0].set_ylabel("test loss", fontsize=8)
+    axes[0, -1].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"f = {FRACTION:g}: mean over seeds {SEEDS[0]}-{SEEDS[-1]}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"\nwrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("stage", choices=("tune", "grid", "table"))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--figure", type=Path, help="table stage: also draw the curves into this PNG")
     args = parser.parse_args()
     root = args.out.resolve()
     if args.stage == "tune":
@@ -271,6 +309,8 @@ def main() -> None:
         run_all(root, jobs, args.workers)
     if args.stage != "tune":
         tables(root)
+        if args.figure:
+            figure(root, tuned_lrs(root), args.figure)
 
 
 if __name__ == "__main__":
