@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from repeatlab.data.tokens import byte_tokenizer
 from repeatlab.models import GPT, ModelConfig
 from repeatlab.models.export import export_hf
 
@@ -79,3 +80,14 @@ def test_existing_directory_needs_overwrite(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         export_hf(model, tmp_path / "hf")
     export_hf(model, tmp_path / "hf", overwrite=True)
+
+
+@pytest.mark.parametrize("text", ["a<|endoftext|>b", "<|endoftext|>", "plain text"])
+def test_exported_tokenizer_encodes_a_literal_end_of_text_as_repeatlab_does(tmp_path: Path, text: str) -> None:
+    tokenizer = byte_tokenizer()
+    tokenizer.save(tmp_path / "tokenizer.json")
+    model = GPT(ModelConfig(n_layer=1, d_model=16, n_head=2, vocab_size=tokenizer.vocab_size, context=8))
+    export_hf(model, tmp_path / "hf", tokenizer_file=tmp_path / "tokenizer.json")
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert hf_tok(text)["input_ids"] == tokenizer.encode(text)  # a literal end-of-text is text, 13 byte ids
+    assert hf_tok.eos_token_id == tokenizer.eot_id  # the end-of-text token itself is still the special one

@@ -45,6 +45,9 @@ def export_hf(model: GPT, out_dir: Path, *, tokenizer_file: Path | None = None, 
             tokenizer_config: dict[str, Any] = {
                 "tokenizer_class": "PreTrainedTokenizerFast",
                 "model_max_length": model.config.context,
+                # repeatlab encodes a literal end-of-text string inside a text as plain text (TextTokenizer), so
+                # the exported tokenizer must too, or the two disagree on such texts.
+                "split_special_tokens": True,
             }
             if eos_id is not None:
                 tokenizer_config |= {"bos_token": END_OF_TEXT, "eos_token": END_OF_TEXT, "unk_token": END_OF_TEXT}
