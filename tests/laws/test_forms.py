@@ -9,6 +9,7 @@ import pytest
 
 from repeatlab.laws import (
     BESIROGLU_2024,
+    BESIROGLU_2024_REPLICATE_EXACTLY,
     DATABLATIONS_C4,
     DATABLATIONS_C4_BASE,
     KAPLAN_2020,
@@ -97,3 +98,11 @@ def test_invalid_inputs_are_rejected() -> None:
         BESIROGLU_2024.loss(1e9, float("nan"))
     with pytest.raises(ValueError, match="unique_tokens must not exceed"):
         DATABLATIONS_C4.loss(1e9, 1e9, 2e9)
+
+
+def test_both_published_besiroglu_fits_are_whole() -> None:
+    # tests/laws/data/README.md: the headline fit and the "replicate exactly" fit, each with its own E.
+    headline, exact = BESIROGLU_2024, BESIROGLU_2024_REPLICATE_EXACTLY
+    assert (headline.A, headline.B, headline.E, headline.alpha, headline.beta) == (482.01, 2085.43, 1.817, 0.3478,
+                                                                                   0.3658)
+    assert (exact.A, exact.B, exact.E, exact.alpha, exact.beta) == (477.84, 2143.86, 1.8172, 0.34731, 0.36718)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from repeatlab.laws import (
+    BESIROGLU_2024_REPLICATE_EXACTLY,
     DATABLATIONS_C4,
     DATABLATIONS_DECAY_GRID,
     BootstrapConfig,
@@ -67,11 +68,12 @@ def test_chinchilla_replication_recovers_the_published_constants(chinchilla_fit:
     law = chinchilla_fit.law
     assert chinchilla_fit.n_points == 240 and chinchilla_fit.n_starts == 4500
     # Besiroglu et al., "replicate exactly": A 477.84, B 2143.86, E 1.8172, alpha 0.34731, beta 0.36718.
-    assert law.A == pytest.approx(477.84, rel=3e-3)
-    assert law.B == pytest.approx(2143.86, rel=3e-3)
-    assert law.E == pytest.approx(1.8172, abs=1e-4)
-    assert law.alpha == pytest.approx(0.34731, abs=1e-5)
-    assert law.beta == pytest.approx(0.36718, abs=1e-5)
+    published = BESIROGLU_2024_REPLICATE_EXACTLY
+    assert law.A == pytest.approx(published.A, rel=3e-3)
+    assert law.B == pytest.approx(published.B, rel=3e-3)
+    assert law.E == pytest.approx(published.E, abs=1e-4)
+    assert law.alpha == pytest.approx(published.alpha, abs=1e-5)
+    assert law.beta == pytest.approx(published.beta, abs=1e-5)
     assert chinchilla_fit.objective == pytest.approx(1.018e-3, rel=1e-3)
     assert law.params_exponent == pytest.approx(0.514, abs=2e-3)
 

@@ -23,6 +23,7 @@ from repeatlab.laws.fit import (
 )
 from repeatlab.laws.forms import (
     BESIROGLU_2024,
+    BESIROGLU_2024_REPLICATE_EXACTLY,
     DATABLATIONS_C4,
     DATABLATIONS_C4_BASE,
     KAPLAN_2020,
@@ -46,6 +47,7 @@ from repeatlab.laws.table import RunsLike, RunTable, load_runs
 
 __all__ = [
     "BESIROGLU_2024",
+    "BESIROGLU_2024_REPLICATE_EXACTLY",
     "DATABLATIONS_C4",
     "DATABLATIONS_C4_BASE",
     "DATABLATIONS_DECAY_GRID",
