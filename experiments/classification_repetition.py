@@ -199,6 +199,13 @@ def tables(root: Path) -> None:
     lrs, frame = load_rows(root)
     write_json(root / "summary.json", {"lrs": lrs, "rows": frame.to_dict(orient="records")})
     print(f"learning rates: {lrs}; {len(frame)} finished runs\n")
+    print("Learning-rate check (seed-0 controls; final test loss / ICL query accuracy):\n")
+    print("| size | " + " | ".join(f"lr {lr:g}" for lr in TUNE_LRS) + " |\n|" + "---|" * (1 + len(TUNE_LRS)))
+    for size in SIZES:
+        finals = [curve(root, run_name(size, lr, "control", 0))[-1] for lr in TUNE_LRS]
+        print(f"| {size} | " + " | ".join(f"{r['test_loss']:.3f} / {r['classification.icl_accuracy']:.2f}"
+                                          for r in finals) + " |")
+    print()
     print("Controls (mean [min, max] over seeds):\n")
     print("| size | N | lr | test loss | (1 − f) T control | ICL at repeats | IWL at first occurrences "
           "| ICL query (icl set) | IWL query (iwl set) | query induction score | ICL >= 0.5 at step "
