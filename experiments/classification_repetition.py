@@ -265,13 +265,15 @@ def tables(root: Path) -> None:
 
 
 def figure(root: Path, lrs: dict[str, float], out: Path) -> None:
-    """ICL query accuracy and test loss against steps, mean over seeds: control (black), E = 10 .. 1000."""
+    """ICL query accuracy, the query induction score and test loss against steps, mean over seeds: control
+    (black), E = 10 .. 1000."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(SIZES), figsize=(3.2 * len(SIZES), 5.4), sharex=True)
+    rows = ("classification.icl_accuracy", "classification.induction.max", "test_loss")
+    fig, axes = plt.subplots(len(rows), len(SIZES), figsize=(3.2 * len(SIZES), 7.6), sharex=True)
     colours = plt.get_cmap("plasma")
     for column, size in enumerate(SIZES):
         for kind in ("control", *(f"E{e}" for e in EPOCHS)):
@@ -282,14 +284,15 @@ def figure(root: Path, lrs: dict[str, float], out: Path) -> None:
             steps = [r["step"] for r in runs[0]]
             colour = "black" if kind == "control" else colours(0.1 + 0.8 * EPOCHS.index(int(kind[1:])) / len(EPOCHS))
             label = "control" if kind == "control" else f"E = {kind[1:]}"
-            for row, key in enumerate(("classification.icl_accuracy", "test_loss")):
+            for row, key in enumerate(rows):
                 mean = np.mean([[r[key] for r in run] for run in runs], axis=0)
                 axes[row, column].plot(steps, mean, color=colour, lw=1.6 if kind == "control" else 1.0, label=label)
         axes[0, column].set_title(f"{size} (lr {lrs[size]:g})", fontsize=9)
-        axes[1, column].set_xlabel("step", fontsize=8)
-        axes[1, column].set_ylim(2.4, 3.4)
+        axes[-1, column].set_xlabel("step", fontsize=8)
+        axes[-1, column].set_ylim(2.4, 3.4)
     axes[0, 0].set_ylabel("ICL accuracy (query, icl set)", fontsize=8)
-    axes[1, 0].set_ylabel("test loss", fontsize=8)
+    axes[1, 0].set_ylabel("query induction score (max over heads)", fontsize=8)
+    axes[2, 0].set_ylabel("test loss", fontsize=8)
     axes[0, -1].legend(fontsize=7, frameon=False)
     fig.suptitle(f"f = {FRACTION:g}: mean over seeds {SEEDS[0]}-{SEEDS[-1]}", fontsize=9)
     fig.tight_layout()
