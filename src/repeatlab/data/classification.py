@@ -22,12 +22,15 @@ Two evaluation sets separate the mechanisms (Reddy's ICL and IWL tests in tokens
 
 * ``icl``: the query's class is in context, with labels drawn afresh per sequence: only reading the context helps
   (in-weights knowledge predicts the wrong label but for chance agreement, 1 / ``n_labels``);
-* ``iwl``: the query's class is *not* in context, labels fixed: only in-weights knowledge helps.
+* ``iwl``: the query's class is *not* in context, labels fixed: only in-weights knowledge helps. In training the
+  query's class is always in context, so this set is out of distribution at the query position: a model that
+  reads labels off the context copies some label there too. ``probes.pair_scores`` measures both abilities in
+  distribution, on the test split.
 
 What was measured on CPU before settling on the defaults (``attn-only-tiny-2l``, batches of 64, lr 3e-3):
 with ``relabel_fraction = 0`` in-weights learning solves the task within 250 steps (IWL accuracy 1.0) and ICL
 accuracy stays at chance for 3,000 steps; with ``0.5``, ICL accuracy jumps from 0.06 to 0.59 between steps 250
-and 500 and reaches 0.99, while IWL accuracy first falls (0.97 -> 0.20) and recovers to 0.97 by step 3,000.
+and 500 and reaches 0.99, while ``iwl`` accuracy first falls (0.97 -> 0.20) and recovers to 0.97 by step 3,000.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from repeatlab.data.tokens import EOT, TextTokenizer
 from repeatlab.io import atomic_directory, atomic_save_npy, write_json
 
 TASK_KIND = "classification"
-"""``meta.json``'s ``task`` for a dataset written here; the probe that needs the evaluation sets checks it."""
+"""``meta.json``'s ``task`` for a dataset written here (the probe that needs the evaluation sets checks it), and
+the ``PrepareConfig.source`` that writes one."""
 EVAL_SETS = ("icl", "iwl")
 """Names of the evaluation sets, each saved as ``{name}_eval.npy`` in the dataset directory."""
 _LABEL_SEED_OFFSET = 7_919

@@ -78,7 +78,6 @@ class PrepareConfig:
         if self.tokenizer == "bpe" and not 300 <= self.vocab_size <= 2**32:
             raise ValueError(f"vocab_size must be between 300 and 2^32 for BPE, got {self.vocab_size}")
 
-
     @property
     def classification_task(self) -> ClassificationTask:
         """The in-context classification task of a ``classification`` source."""
