@@ -17,7 +17,7 @@ def tiny(**overrides: object) -> ModelConfig:
 @pytest.mark.parametrize("mlp", [True, False])
 def test_logits_shape(mlp: bool) -> None:
     torch.manual_seed(0)
-    model = GPT.from_config(tiny(mlp=mlp))
+    model = GPT(tiny(mlp=mlp))
     logits = model(torch.randint(0, 61, (3, 10)))
     assert logits.shape == (3, 10, 61)
     assert logits.dtype == torch.float32

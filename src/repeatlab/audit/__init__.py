@@ -39,7 +39,7 @@ from repeatlab.audit.cost import (
 from repeatlab.audit.exact import ExactDuplicates, find_exact_duplicates
 from repeatlab.audit.neardup import NearDuplicates, find_near_duplicates, near_duplicate_pairs
 from repeatlab.audit.pipeline import audit_corpus
-from repeatlab.audit.render import html_section, print_report
+from repeatlab.audit.render import print_report
 from repeatlab.audit.report import AuditReport, write_report
 from repeatlab.audit.span_stats import SpanStats, summarize_spans
 from repeatlab.audit.spans_hash import count_windows_hashed
@@ -65,7 +65,6 @@ __all__ = [
     "estimate_cost",
     "find_exact_duplicates",
     "find_near_duplicates",
-    "html_section",
     "near_duplicate_pairs",
     "print_report",
     "summarize_spans",

@@ -1,12 +1,10 @@
-"""The audit for people: rich tables for the terminal and an HTML fragment for the report.
+"""The audit for people: rich tables for the terminal.
 
-Corpus text is always escaped for its medium (``text.for_terminal`` / ``text.for_html``); numbers
-are formatted here and nowhere else.
+Corpus text is always escaped for the terminal (``text.for_terminal``); numbers are formatted here and nowhere
+else.
 """
 
 from __future__ import annotations
-
-import html
 
 from rich.console import Console
 from rich.table import Table
@@ -108,25 +106,3 @@ def _cost(c: CostEstimate) -> Table:
 
 def _times(epochs: float) -> str:
     return f"{epochs:,.0f}" if epochs >= 1 else f"{epochs:.3g}"
-
-
-def html_section(report: AuditReport) -> str:
-    """A self-contained ``<section>`` for the HTML report; all corpus text is HTML-escaped."""
-    r = report
-    parts = [
-        "<section class='audit'>",
-        f"<h2>Corpus audit: {html.escape(r.source)}</h2>",
-        f"<p>{r.n_documents:,} documents, {r.n_tokens:,} tokens ({html.escape(r.config.tokenizer)}); "
-        f"{100 * r.spans.repeated_token_share:.2f}% of tokens lie in spans of at least "
-        f"{r.spans.min_span_tokens} tokens seen twice or more; {r.exact.n_redundant_documents:,} redundant "
-        f"exact-duplicate documents; {r.near.n_documents_in_clusters:,} documents in near-duplicate clusters "
-        f"(Jaccard &ge; {r.near.config.threshold}).</p>",
-        "<table><tr><th>count</th><th>tokens</th><th>span</th></tr>",
-        *(f"<tr><td>{s.count}</td><td>{s.n_tokens}</td><td><code>{s.text_html}</code></td></tr>"
-          for s in r.spans.top_spans),
-        "</table>",
-    ]
-    if r.cost is not None:
-        parts += [f"<p>{html.escape(line)}</p>" for line in r.cost.summary]
-    parts.append("</section>")
-    return "\n".join(parts)

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import maximum_filter1d
 
 from repeatlab.audit.stream import TokenStream
-from repeatlab.audit.text import PREVIEW_CHARS, for_html, for_terminal, truncate
+from repeatlab.audit.text import PREVIEW_CHARS, for_terminal, truncate
 
 _CHUNK = 1 << 22
 _MAX_RUNS_SCANNED = 1_000_000  # bound on candidate runs read while collecting distinct top spans
@@ -47,10 +47,6 @@ class RepeatedSpan:
     @property
     def text_terminal(self) -> str:
         return for_terminal(self.text)
-
-    @property
-    def text_html(self) -> str:
-        return for_html(self.text)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,6 @@ markup (``[bold]``) or HTML. The JSON keeps the raw (truncated) text; every disp
 
 from __future__ import annotations
 
-import html
 import unicodedata
 
 from rich.markup import escape as rich_escape
@@ -38,7 +37,3 @@ def for_terminal(text: str) -> str:
     """Visible and with rich markup escaped, for a rich table cell."""
     return rich_escape(visible(text))
 
-
-def for_html(text: str) -> str:
-    """Visible and HTML-escaped, for the HTML report."""
-    return html.escape(visible(text))

@@ -164,11 +164,6 @@ class GPT(nn.Module):
         self.hook_ln_final = HookPoint("ln_final.out")
         self.init_weights()
 
-    @classmethod
-    def from_config(cls, config: ModelConfig) -> GPT:
-        """Build a freshly initialised model (seed with ``torch.manual_seed`` beforehand)."""
-        return cls(config)
-
     @torch.no_grad()
     def init_weights(self) -> None:
         """GPT-2 init: N(0, init_std) weights, zero biases, residual projections scaled by 1/sqrt(2 n_layer)."""

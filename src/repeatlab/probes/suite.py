@@ -37,7 +37,6 @@ from repeatlab.probes.sequences import MAX_FREQUENCY_TOKENS, candidate_tokens, r
 
 SCHEMA = "repeatlab.probes/1"
 N_TOP_HEADS = 5
-MEMORISATION_GROUPS = ("repeated", "seen_once", "test")
 
 
 def probe_generator(seed: int, probe: str) -> torch.Generator:
@@ -343,4 +342,4 @@ def _memorisation(
     return results
 
 
-__all__ = ["MEMORISATION_GROUPS", "SCHEMA", "ProbeResults", "probe_generator", "run_probes"]
+__all__ = ["SCHEMA", "ProbeResults", "probe_generator", "run_probes"]
