@@ -32,8 +32,9 @@ from repeatlab.report.load import RunRecord
 from repeatlab.report.model import Section, Table, format_count, format_epochs, format_fraction, format_multiplier
 from repeatlab.report.plotting import encode, grid_shape, new_figure, style
 
-CURVE_METRICS = ("classification.icl_accuracy", "induction.max", "prefix_matching.max", "previous_token.max",
-                 "icl.score")
+ICL_ACCURACY = "classification.icl_accuracy"
+"""In-context accuracy on the in-context classification task (``train.probe_metrics = ["classification"]``)."""
+CURVE_METRICS = (ICL_ACCURACY, "induction.max", "prefix_matching.max", "previous_token.max", "icl.score")
 """Probe columns of ``metrics.jsonl`` the curves section draws, the first one present being the main one (ICL
 accuracy exists only on the in-context classification task, where it is the measure of in-context learning)."""
 MIN_RISE = 0.1
@@ -259,5 +260,5 @@ def _pretraining(row: dict[str, Any]) -> str:
 DYNAMICS_SECTIONS = (probe_curves_section, ood_section, finetune_section)
 """The builders of this module, in page order (after the learning curves)."""
 
-__all__ = ["CURVE_METRICS", "DYNAMICS_SECTIONS", "FINETUNE_FILE", "finetune_section", "ood_section", "ood_table",
-           "phase_change", "probe_curves_section", "read_finetune"]
+__all__ = ["CURVE_METRICS", "DYNAMICS_SECTIONS", "FINETUNE_FILE", "ICL_ACCURACY", "finetune_section", "ood_section",
+           "ood_table", "phase_change", "probe_curves_section", "read_finetune"]

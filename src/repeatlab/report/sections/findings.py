@@ -14,6 +14,7 @@ import numpy as np
 
 from repeatlab.laws.region import HERNANDEZ_2022
 from repeatlab.report.analysis import MIN_COPYING_GAIN, Analysis, first_below
+from repeatlab.report.dynamics import ICL_ACCURACY
 from repeatlab.report.effective import ControlCurve, outside_controls
 from repeatlab.report.model import Section, format_count, format_epochs, format_fraction, format_multiplier, join_names
 from repeatlab.report.sections.curves import chosen_runs
@@ -122,10 +123,6 @@ def copying_damage(an: Analysis) -> list[str]:
             f"{format_multiplier(row['mult_test'])} for test loss")
     text += f" ({ratio:.2g}× more damage to copying)." if ratio > 1 else " (copying is not hurt more than test loss)."
     return [text, f"Copying is damaged more than test loss in {int(worse.sum())} of {len(rows)} sizes."]
-
-
-ICL_ACCURACY = "classification.icl_accuracy"
-"""Final in-context accuracy of a run on the in-context classification task (``train.probe_metrics``)."""
 
 
 def icl_damage(an: Analysis) -> list[str]:
