@@ -19,11 +19,6 @@ TASK = ClassificationTask(n_classes=64, n_labels=8, n_pairs=6, burstiness=2, rel
                           n_train_sequences=300, n_test_sequences=40, n_eval_sequences=32)
 
 
-def split(task: ClassificationTask, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Items ``[n, P]`` and 0-based labels ``[n, P]`` of token rows."""
-    return rows[:, 0 : 2 * task.n_pairs : 2], rows[:, 1 : 2 * task.n_pairs : 2] - task.n_classes
-
-
 def consistent_within(items: np.ndarray, labels: np.ndarray) -> bool:
     return all(len(set(labels[r][items[r] == c])) == 1 for r in range(len(items)) for c in set(items[r]))
 
@@ -31,7 +26,7 @@ def consistent_within(items: np.ndarray, labels: np.ndarray) -> bool:
 def test_training_sequences_layout_burstiness_and_labels() -> None:
     rows = TASK.training_sequences(2000, seed=0)
     assert rows.shape == (2000, TASK.context) == (2000, 13)
-    items, labels = split(TASK, rows)
+    items, labels = TASK.pairs(rows)
     assert items.min() >= 0 and items.max() < TASK.n_classes
     assert labels.min() >= 0 and labels.max() < TASK.n_labels
     assert (rows[:, -1] == TASK.eot_id).all()
@@ -48,7 +43,7 @@ def test_training_sequences_layout_burstiness_and_labels() -> None:
 
 def test_no_relabelling_keeps_the_class_label_map() -> None:
     task = ClassificationTask(n_classes=64, n_labels=8, n_pairs=6, relabel_fraction=0.0, seed=3)
-    items, labels = split(task, task.training_sequences(500, seed=1))
+    items, labels = task.pairs(task.training_sequences(500, seed=1))
     assert (labels == task.class_labels[items]).all()
     assert (task.class_labels == TASK.class_labels).all()  # the map depends on the seed only
 
@@ -57,12 +52,12 @@ def test_eval_sets_separate_context_from_weights() -> None:
     icl = TASK.eval_sequences("icl", 400, seed=5)
     iwl = TASK.eval_sequences("iwl", 400, seed=6)
     assert icl.shape == iwl.shape == (400, TASK.context + 1)
-    items, labels = split(TASK, icl)
+    items, labels = TASK.pairs(icl)
     assert ((items[:, :-1] == items[:, -1:]).sum(axis=1) >= TASK.burstiness).all()
     assert consistent_within(items, labels)
     # Fresh labels: the query's label agrees with the fixed map only by chance (1 / n_labels = 0.125).
     assert (labels[:, -1] == TASK.class_labels[items[:, -1]]).mean() < 0.25
-    items, labels = split(TASK, iwl)
+    items, labels = TASK.pairs(iwl)
     assert not (items[:, :-1] == items[:, -1:]).any()
     assert (labels == TASK.class_labels[items]).all()
     with pytest.raises(ValueError, match="unknown evaluation set 'x'"):

@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from tokenizers import Tokenizer, models
@@ -47,12 +47,16 @@ from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, 
 from repeatlab.data.tokens import EOT, TextTokenizer
 from repeatlab.io import atomic_directory, atomic_save_npy, write_json
 
+if TYPE_CHECKING:
+    import torch
+
 TASK_KIND = "classification"
 """``meta.json``'s ``task`` for a dataset written here (the probe that needs the evaluation sets checks it), and
 the ``PrepareConfig.source`` that writes one."""
 EVAL_SETS = ("icl", "iwl")
 """Names of the evaluation sets, each saved as ``{name}_eval.npy`` in the dataset directory."""
 _LABEL_SEED_OFFSET = 7_919
+ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -114,6 +118,20 @@ class ClassificationTask:
         return self.n_classes + self.n_labels + 1
 
     @property
+    def item_positions(self) -> slice:
+        """Positions of the items in a sequence; each is followed by its label."""
+        return slice(0, 2 * self.n_pairs, 2)
+
+    @property
+    def label_positions(self) -> slice:
+        return slice(1, 2 * self.n_pairs, 2)
+
+    def pairs(self, tokens: ArrayT) -> tuple[ArrayT, ArrayT]:
+        """Items ``[..., n_pairs]`` (class ids) and 0-based labels ``[..., n_pairs]`` of token rows (numpy or
+        torch)."""
+        return tokens[..., self.item_positions], tokens[..., self.label_positions] - self.n_classes
+
+    @property
     def query_position(self) -> int:
         """Input position of the query item, whose next-token prediction is its label."""
         return 2 * self.n_pairs - 2
@@ -155,8 +173,8 @@ class ClassificationTask:
     def sequences(self, items: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Token ids ``[n, context]``: the pairs interleaved, then end-of-text."""
         tokens = np.empty((len(items), self.context), dtype=np.int64)
-        tokens[:, 0 : 2 * self.n_pairs : 2] = items
-        tokens[:, 1 : 2 * self.n_pairs : 2] = self.n_classes + labels
+        tokens[:, self.item_positions] = items
+        tokens[:, self.label_positions] = self.n_classes + labels
         tokens[:, -1] = self.eot_id
         return tokens
 
@@ -223,8 +241,6 @@ def write_classification_dataset(
         classification_tokenizer(task).save(tmp / TOKENIZER_FILE)
         write_json(tmp / META_FILE, meta)
     return Path(out)
-
-
 
 
 def dataset_task(dataset: PreparedDataset) -> ClassificationTask:

@@ -19,6 +19,8 @@ item-label pairs can key its copying on the pair structure.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +30,7 @@ from torch import Tensor
 from repeatlab.data.classification import ClassificationTask
 from repeatlab.models.gpt import GPT
 from repeatlab.models.hooks import hooks
+from repeatlab.probes.heads import model_device
 from repeatlab.probes.patterns import induction_pattern
 
 
@@ -44,25 +47,30 @@ def pair_scores(model: GPT, rows: Tensor, task: ClassificationTask, *, batch_siz
     """``{"iwl_first": ..., "icl_repeat": ...}`` label accuracies over every pair of training-distribution rows
     ``[n, context + 1]`` (e.g. the test split), see the module docstring; NaN where no pair qualifies."""
     _check_rows(rows, task)
-    items = rows[:, 0 : 2 * task.n_pairs : 2]  # [n, P]
-    labels = rows[:, 1 : 2 * task.n_pairs : 2] - task.n_classes  # [n, P]
+    items, labels = task.pairs(rows)  # [n, P] each
     fixed = (labels == torch.from_numpy(task.class_labels)[items]).all(dim=1)  # [n] rows with the fixed map
     earlier = (items[:, None, :] == items[:, :, None]).tril(diagonal=-1).any(dim=-1)  # [n, P] seen before
     guesses = []
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
+    with _evaluating(model) as device:
         for batch in rows.split(batch_size):
-            logits = model(batch[:, : task.context - 1].to(device))[:, 0 : 2 * task.n_pairs : 2]  # [b, P, V]
+            logits = model(batch[:, : task.context - 1].to(device))[:, task.item_positions]  # [b, P, V]
             guesses.append(logits[..., task.n_classes : task.n_classes + task.n_labels].argmax(-1).cpu())
-    finally:
-        model.train(was_training)
     correct = torch.cat(guesses) == labels  # [n, P]
     first = fixed[:, None] & ~earlier
     repeat = ~fixed[:, None] & earlier
     return {"iwl_first": float(correct[first].float().mean()) if first.any() else float("nan"),
             "icl_repeat": float(correct[repeat].float().mean()) if repeat.any() else float("nan")}
+
+
+@contextmanager
+def _evaluating(model: GPT) -> Iterator[torch.device]:
+    """Eval mode for the block (train mode restored after), yielding the model's device."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model_device(model)
+    finally:
+        model.train(was_training)
 
 
 def _check_rows(rows: Tensor, task: ClassificationTask) -> None:
@@ -74,12 +82,9 @@ def _check_rows(rows: Tensor, task: ClassificationTask) -> None:
 def query_score(model: GPT, rows: Tensor, task: ClassificationTask, *, batch_size: int = 256) -> QueryScore:
     """Score the query-label prediction of ``model`` on rows ``[n, context + 1]`` of ``task``."""
     _check_rows(rows, task)
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        position, first_label = task.query_position, task.n_classes
-        correct, losses = 0, []
+    position, first_label = task.query_position, task.n_classes
+    correct, losses = 0, []
+    with _evaluating(model) as device:
         for batch in rows.split(batch_size):
             batch = batch.to(device)
             logits = model(batch[:, : position + 1])[:, position].float()  # [b, vocab]
@@ -87,8 +92,6 @@ def query_score(model: GPT, rows: Tensor, task: ClassificationTask, *, batch_siz
             losses.append(F.cross_entropy(logits, target, reduction="none"))
             guess = logits[:, first_label : first_label + task.n_labels].argmax(-1) + first_label  # [b]
             correct += int((guess == target).sum())
-    finally:
-        model.train(was_training)
     return QueryScore(accuracy=correct / len(rows), loss=float(torch.cat(losses).mean()))
 
 
@@ -108,20 +111,15 @@ def query_induction_scores(model: GPT, rows: Tensor, task: ClassificationTask, *
 
         return hook
 
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with hooks(model, {f"blocks.{layer}.attn.pattern": reducer(layer) for layer in range(n_layer)}):
-            for batch in rows.split(batch_size):
-                inputs = batch[:, : position + 1].to(device)  # [B, T]
-                query_targets = induction_pattern(inputs)[:, position].float()  # [B, Tk]
-                if not bool((query_targets.sum(-1) > 0).all()):
-                    raise ValueError("a row has no earlier copy of its query item; use the task's icl set")
-                targets[:] = [query_targets]
-                model(inputs)
-    finally:
-        model.train(was_training)
+    layers = {f"blocks.{layer}.attn.pattern": reducer(layer) for layer in range(n_layer)}
+    with _evaluating(model) as device, hooks(model, layers):
+        for batch in rows.split(batch_size):
+            inputs = batch[:, : position + 1].to(device)  # [B, T]
+            query_targets = induction_pattern(inputs)[:, position].float()  # [B, Tk]
+            if not bool((query_targets.sum(-1) > 0).all()):
+                raise ValueError("a row has no earlier copy of its query item; use the task's icl set")
+            targets[:] = [query_targets]
+            model(inputs)
     return (mass / len(rows)).float()
 
 
