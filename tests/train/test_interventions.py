@@ -11,7 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from repeatlab.models.gpt import GPT, ModelConfig
-from repeatlab.train import InterventionConfig, train
+from repeatlab.models.hooks import run_with_cache
+from repeatlab.models.weights import CheckpointMismatchError
+from repeatlab.train import InterventionConfig, RunConfig, train
 from repeatlab.train.interventions import check_interventions, intervened, replace_activation
 
 from .conftest import StopTraining, run_config, stop_at_eval
@@ -31,6 +33,8 @@ def small_model() -> GPT:
         ({"hook": "blocks.0.attn.z", "mode": "half"}, "mode"),
         ({"hook": "blocks.0.attn.z", "value": 2.0}, "value is only used by mode clamp"),
         ({"hook": "blocks.0.attn.z", "start_step": 5, "stop_step": 5}, "stop_step=5 must exceed"),
+        ({"hook": "blocks.0.attn.z", "mode": "reference"}, "reference .a run directory. is needed by mode reference"),
+        ({"hook": "blocks.0.attn.z", "reference": "runs/a"}, "and only by it"),
     ],
 )
 def test_bad_intervention_names_the_field(fields: dict[str, Any], message: str) -> None:
@@ -119,6 +123,60 @@ def test_resume_with_interventions_is_exact(data_dir: Path, tmp_path: Path) -> N
     assert resumed["test_loss"] == reference["test_loss"]
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["train"]["interventions"][0] == {"hook": "blocks.0.attn.z", "heads": [1], "mode": "zero",
-                                                   "value": 0.0, "start_step": 3, "stop_step": 7, "in_evals": True}
+                                                   "value": 0.0, "reference": None, "start_step": 3, "stop_step": 7,
+                                                   "in_evals": True}
     plain = train(run_config(data_dir), tmp_path / "plain")
     assert plain["test_loss"] != reference["test_loss"]  # the interventions changed the run
+
+
+def test_reference_mode_puts_the_reference_models_activation_in_place() -> None:
+    """Clamped to another model's layer-0 head outputs, the model computes them exactly, and its later layers
+    read them; clamped to a copy of itself, nothing changes."""
+    model, other = small_model(), GPT(small_model().config)
+    tokens = torch.randint(0, 11, (3, 8))
+    item = InterventionConfig(hook="blocks.0.attn.z", heads=(1, 2), mode="reference", reference="other")
+    with torch.no_grad():
+        _, theirs = run_with_cache(other, tokens, ["blocks.0.attn.z"])
+        _, plain = run_with_cache(model, tokens, ["blocks.0.attn.z"])
+        with intervened(model, [item], 0, references={"other": other}):
+            logits, ours = run_with_cache(model, tokens, ["blocks.0.attn.z"])
+        with intervened(model, [item], 0, references={"other": small_model()}):
+            unchanged = model(tokens)
+    z, z_other, z_plain = ours["blocks.0.attn.z"], theirs["blocks.0.attn.z"], plain["blocks.0.attn.z"]
+    assert torch.equal(z[:, :, [1, 2]], z_other[:, :, [1, 2]])
+    assert torch.equal(z[:, :, [0, 3]], z_plain[:, :, [0, 3]])
+    assert not torch.equal(logits, model(tokens))
+    torch.testing.assert_close(unchanged, model(tokens), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="no reference model was loaded"), intervened(model, [item], 0):
+        pass
+
+
+def with_interventions(config: RunConfig, *items: InterventionConfig) -> RunConfig:
+    return RunConfig(**{**config.__dict__, "train": type(config.train)(**{**config.train.__dict__,
+                                                                         "interventions": items})})
+
+
+def test_clamping_to_a_reference_run_trains_resumes_exactly_and_refuses_bad_references(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    train(run_config(data_dir, mixture="control"), tmp_path / "trained")
+    item = InterventionConfig(hook="blocks.0.attn.pattern", mode="reference", reference=str(tmp_path / "trained"))
+    config = with_interventions(run_config(data_dir), item)
+    uninterrupted = train(config, tmp_path / "clamped")
+    with pytest.raises(StopTraining):
+        train(config, tmp_path / "run", progress=stop_at_eval(5))
+    resumed = train(config, tmp_path / "run")
+    ours, theirs = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("run", "clamped"))
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    assert resumed["test_loss"] == uninterrupted["test_loss"]
+    assert uninterrupted["test_loss"] != train(run_config(data_dir), tmp_path / "plain")["test_loss"]
+
+    missing = InterventionConfig(hook="blocks.0.attn.z", mode="reference", reference=str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="reference .*nowhere is not a run directory"):
+        train(with_interventions(run_config(data_dir), missing), tmp_path / "bad")
+    wider = RunConfig(**{**run_config(data_dir, mixture="control").__dict__, "model": "tiny-2l"})
+    train(wider, tmp_path / "wider")
+    other_shape = InterventionConfig(hook="blocks.0.attn.z", mode="reference", reference=str(tmp_path / "wider"))
+    with pytest.raises(CheckpointMismatchError, match="another model shape"):
+        train(with_interventions(run_config(data_dir), other_shape), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

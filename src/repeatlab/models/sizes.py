@@ -7,6 +7,8 @@ The registry stores every number explicitly; nothing is ever parsed out of a siz
 * ``gpt2-small``: the GPT-2 small shape (12 layers, d_model 768, 12 heads).
 * ``attn-only-{1,2,3}l``: attention-only models (no MLPs) as in the mechanistic section of
   Hernandez et al. / Olsson et al. (2022), d_model 256 with four 64-dim heads.
+* ``attn-only-min-2l``: Reddy (2023)'s minimal in-context classification network, two attention layers of one
+  head each (``experiments/classification_phase.py``).
 * ``tiny-*``: CPU sizes for tests and quick experiments (``tiny-4l`` has N = 0.79M).
 * ``cpu-2l-{24,32,48,64}``: a two-layer family (two heads, so induction is possible) of 13.8K-98.3K
   non-embedding parameters, small enough for byte-level runs on a CPU to see 30-200 tokens per parameter.
@@ -59,6 +61,8 @@ SIZES: dict[str, SizeSpec] = {
     "attn-only-tiny-1l": SizeSpec(n_layer=1, d_model=64, n_head=4, mlp=False),
     "attn-only-tiny-2l": SizeSpec(n_layer=2, d_model=64, n_head=4, mlp=False),
     "attn-only-tiny-3l": SizeSpec(n_layer=3, d_model=64, n_head=4, mlp=False),
+    # Reddy (2023)'s minimal network: two single-head attention layers, so one induction circuit at most.
+    "attn-only-min-2l": SizeSpec(n_layer=2, d_model=64, n_head=1, mlp=False),
     # Attention-only models of the mechanistic experiments.
     "attn-only-1l": SizeSpec(n_layer=1, d_model=256, n_head=4, mlp=False),
     "attn-only-2l": SizeSpec(n_layer=2, d_model=256, n_head=4, mlp=False),

@@ -17,7 +17,7 @@ from repeatlab.config import added_later
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
-InterventionMode = Literal["zero", "mean", "clamp"]
+InterventionMode = Literal["zero", "mean", "clamp", "reference"]
 ProbeMetric = Literal["induction", "previous_token", "duplicate_token", "prefix_matching", "icl", "classification"]
 PROBE_METRICS: tuple[ProbeMetric, ...] = get_args(ProbeMetric)
 """Probe scores a run can log at its evaluations; ``repeatlab.dynamics`` supplies the functions that compute them."""
@@ -92,9 +92,13 @@ class InterventionConfig:
     """Heads to replace at a per-head hook (``blocks.{i}.attn.{q,k,v,z,pattern}``); empty = the whole activation."""
     mode: InterventionMode = "zero"
     """``zero``; ``mean``: the (detached) mean over the batch and positions of the current forward pass;
-    ``clamp``: the constant ``value``."""
+    ``clamp``: the constant ``value``; ``reference``: what the ``reference`` run's model computes at this hook point
+    for the same input (Singh et al. 2024's clamping of a sub-circuit to its trained state)."""
     value: float = 0.0
     """The constant of ``clamp`` mode."""
+    reference: str | None = added_later(None)
+    """Run directory of mode ``reference``: a finished run of the same model shape and data, whose final weights
+    supply the values."""
     start_step: int = 0
     """First training step with the intervention."""
     stop_step: int | None = None
@@ -114,6 +118,11 @@ class InterventionConfig:
         if self.mode != "clamp" and self.value != 0.0:
             raise ValueError(f"InterventionConfig.value is only used by mode clamp, got value={self.value!r} "
                              f"with mode {self.mode!r}")
+        if (self.mode == "reference") != (self.reference is not None):
+            raise ValueError(f"InterventionConfig.reference (a run directory) is needed by mode reference and only "
+                             f"by it, got reference={self.reference!r} with mode {self.mode!r}")
+        if self.reference is not None and (not isinstance(self.reference, str) or not self.reference):
+            raise ValueError(f"InterventionConfig.reference must be a run directory, got {self.reference!r}")
         _positive_int("InterventionConfig", "start_step", self.start_step, allow_zero=True)
         if self.stop_step is not None:
             _positive_int("InterventionConfig", "stop_step", self.stop_step)
@@ -256,5 +265,8 @@ class RunConfig:
     def resolved(self) -> RunConfig:
         """The same run with absolute data paths, so the stored config does not depend on the cwd."""
         init_from = str(Path(self.init_from).resolve()) if self.init_from is not None else None
+        interventions = tuple(item if item.reference is None else replace(item, reference=str(Path(item.reference)
+                                                                                               .resolve()))
+                              for item in self.train.interventions)
         return replace(self, dataset=str(Path(self.dataset).resolve()), mixture=str(Path(self.mixture).resolve()),
-                       init_from=init_from)
+                       init_from=init_from, train=replace(self.train, interventions=interventions))

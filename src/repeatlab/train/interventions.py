@@ -1,8 +1,8 @@
 """Training-time interventions: zero, mean-ablate or clamp activations (or single heads) at named hook points.
 
 Singh et al. (2024) clamp parts of a network throughout training to find which sub-circuits an induction head
-needs in order to form; the same hooks test whether repeated data's damage runs through given heads. An
-intervention is plain data (``InterventionConfig``: hook, heads, mode, step range), so whether it applies
+needs in order to form (mode ``reference`` clamps an activation to what a trained run's model computes for the
+same input); the same hooks test whether repeated data's damage runs through given heads. An intervention is plain data (``InterventionConfig``: hook, heads, mode, step range), so whether it applies
 is a pure function of the step and a resumed run applies exactly the same ones.
 
 Per-head hook points carry a head axis: ``blocks.{i}.attn.{q,k,v,z}`` are ``[B, T, H, Dh]`` and
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from repeatlab.models.gpt import GPT
-from repeatlab.models.hooks import HookFn, hook_names, hooks
+from repeatlab.models.hooks import HookFn, hook_names, hooks, run_with_cache
 from repeatlab.train.config import InterventionConfig
 
 _PER_HEAD = re.compile(r"blocks\.(\d+)\.attn\.(q|k|v|z|pattern)")
@@ -56,12 +56,18 @@ def check_interventions(model: GPT, interventions: Sequence[InterventionConfig])
             raise ValueError(f"{where}: head {bad[0]} does not exist; the model has heads 0..{model.config.n_head - 1}")
 
 
-def replace_activation(x: Tensor, item: InterventionConfig) -> Tensor:
-    """``x`` with the intervention's heads (or all of it) replaced by zeros, the batch mean or a constant."""
+def replace_activation(x: Tensor, item: InterventionConfig, reference: Tensor | None = None) -> Tensor:
+    """``x`` with the intervention's heads (or all of it) replaced by zeros, the batch mean, a constant or, in mode
+    ``reference``, ``reference`` (the reference model's activation at the same hook point for the same input)."""
     if item.mode == "zero":
         new = torch.zeros_like(x)
     elif item.mode == "clamp":
         new = torch.full_like(x, item.value)
+    elif item.mode == "reference":
+        if reference is None or reference.shape != x.shape:
+            raise ValueError(f"mode reference at {item.hook!r} needs the reference model's activation of shape "
+                             f"{tuple(x.shape)}, got {None if reference is None else tuple(reference.shape)}")
+        new = reference.to(x.dtype)
     else:
         new = x.detach().mean(dim=_mean_dims(item.hook), keepdim=True).expand_as(x)
     if not item.heads:
@@ -76,29 +82,66 @@ def replace_activation(x: Tensor, item: InterventionConfig) -> Tensor:
     return torch.where(mask.view(shape), new, x)
 
 
-def _hook(items: list[InterventionConfig]) -> HookFn:
-    def hook(x: Tensor, _name: str) -> Tensor:
+def _hook(items: list[InterventionConfig], captured: Mapping[str, dict[str, Tensor]]) -> HookFn:
+    def hook(x: Tensor, name: str) -> Tensor:
         for item in items:  # several interventions on one hook point apply in config order
-            x = replace_activation(x, item)
+            reference = captured[item.reference][name] if item.reference is not None else None
+            x = replace_activation(x, item, reference)
         return x
 
     return hook
 
 
 @contextlib.contextmanager
+def _capturing_references(
+    model: GPT, needed: Mapping[str, set[str]], references: Mapping[str, GPT]
+) -> Iterator[dict[str, dict[str, Tensor]]]:
+    """Before each forward pass of ``model``, run every reference model on the same tokens and keep the activations
+    that mode ``reference`` needs (reference run -> hook name -> activation), without gradients."""
+    captured: dict[str, dict[str, Tensor]] = {}
+    missing = sorted(set(needed) - set(references))
+    if missing:
+        raise ValueError(f"an intervention of mode reference names {missing[0]}, but no reference model was loaded "
+                         f"for it; train through repeatlab.train.train, which loads every reference run")
+
+    def capture(_module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        with torch.no_grad():
+            for path, names in needed.items():
+                captured[path] = run_with_cache(references[path], args[0], names)[1]
+
+    handle = model.register_forward_pre_hook(capture) if needed else None
+    try:
+        yield captured
+    finally:
+        if handle is not None:
+            handle.remove()
+        captured.clear()
+
+
+@contextlib.contextmanager
 def intervened(
-    model: GPT, interventions: Sequence[InterventionConfig], step: int, *, evaluating: bool = False
+    model: GPT,
+    interventions: Sequence[InterventionConfig],
+    step: int,
+    *,
+    evaluating: bool = False,
+    references: Mapping[str, GPT] | None = None,
 ) -> Iterator[None]:
-    """Run the block with the interventions active at ``step`` hooked into ``model``; always removed after."""
+    """Run the block with the interventions active at ``step`` hooked into ``model``; always removed after.
+    ``references``: the model of each run that an intervention of mode ``reference`` names, by run directory."""
     by_hook: dict[str, list[InterventionConfig]] = {}
+    needed: dict[str, set[str]] = {}
     for item in interventions:
         if item.active(step, evaluating=evaluating):
             by_hook.setdefault(item.hook, []).append(item)
+            if item.reference is not None:
+                needed.setdefault(item.reference, set()).add(item.hook)
     if not by_hook:
         yield
         return
-    with hooks(model, {name: _hook(items) for name, items in by_hook.items()}):
-        yield
+    with _capturing_references(model, needed, references or {}) as captured:
+        with hooks(model, {name: _hook(items, captured) for name, items in by_hook.items()}):
+            yield
 
 
 __all__ = ["check_interventions", "head_axis", "intervened", "replace_activation"]

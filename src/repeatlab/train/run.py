@@ -79,7 +79,7 @@ def train(
         # Every input is checked before anything is written.
         trainer = Trainer(config, w, dataset=dataset, mixture=mixture, init_state=init_weights(config, dataset),
                           extra_evals={name: eval_rows(t, dataset.context) for name, t in extra_tokens.items()},
-                          evaluators=evaluators)
+                          evaluators=evaluators, references=reference_models(config, dataset, w.device))
         n_steps = trainer.plan.n_steps
         if w.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -183,14 +183,39 @@ def init_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, Tenso
     return model.state_dict()
 
 
-def _check_same_data_shape(source: Path, source_dataset: Path, dataset: PreparedDataset) -> None:
-    """Refuse a dataset whose tokenizer or context differs from the one the ``init_from`` run trained on."""
+def reference_models(config: RunConfig, dataset: PreparedDataset, device: torch.device) -> dict[str, GPT]:
+    """The final model of every run that an intervention of mode ``reference`` names, frozen, by run directory.
+
+    Each must be a finished run of this run's model shape over data with the same tokenizer and context, so that
+    its activations at a hook point have the shape (and the meaning) of this run's.
+    """
+    expected = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
+    models: dict[str, GPT] = {}
+    for path in dict.fromkeys(item.reference for item in config.train.interventions if item.reference is not None):
+        source = Path(path)
+        if not (source / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"interventions: reference {source} is not a run directory (no {CONFIG_FILE}); "
+                                    f"give the directory of a finished run")
+        _check_same_data_shape(source, Path(load_json(RunConfig, source / CONFIG_FILE).dataset), dataset, "reference")
+        try:
+            model = load_model(_weights_path(source, "final"), expected=expected, device=device)
+        except CheckpointMismatchError as exc:
+            raise CheckpointMismatchError(f"interventions: the reference run {source} has another model shape than "
+                                          f"{config.model!r} over {dataset.path} ({exc}); clamp to a run of the "
+                                          f"same size and data") from None
+        models[path] = model.eval().requires_grad_(False)
+    return models
+
+
+def _check_same_data_shape(source: Path, source_dataset: Path, dataset: PreparedDataset, role: str = "init_from") -> None:
+    """Refuse a dataset whose tokenizer or context differs from the one the ``init_from`` (or reference) run
+    trained on."""
     if not (source_dataset / META_FILE).is_file() or source_dataset.resolve() == dataset.path.resolve():
         return  # the source's data is gone (only the weights can be checked) or it is the same dataset
     ours, theirs = dataset.path / TOKENIZER_FILE, source_dataset / TOKENIZER_FILE
     if theirs.is_file() and ours.is_file() and theirs.read_bytes() != ours.read_bytes():
         raise ValueError(
-            f"the dataset {dataset.path} uses another tokenizer than {source_dataset}, which the init_from run "
+            f"the dataset {dataset.path} uses another tokenizer than {source_dataset}, which the {role} run "
             f"{source} was trained on, so token ids would mean different things; prepare the fine-tuning corpus "
             f"with 'repeatlab data prepare SOURCE --tokenizer-from {source_dataset}' (PrepareConfig.tokenizer_from), "
             f"or fine-tune on a mixture over {source_dataset}"
@@ -198,7 +223,7 @@ def _check_same_data_shape(source: Path, source_dataset: Path, dataset: Prepared
     source_context = load_prepared(source_dataset).context
     if source_context != dataset.context:
         raise CheckpointMismatchError(
-            f"the dataset {dataset.path} has context {dataset.context} but the init_from run {source} was trained "
+            f"the dataset {dataset.path} has context {dataset.context} but the {role} run {source} was trained "
             f"at context {source_context} (on {source_dataset}), and a model's position embeddings fix its "
             f"context; prepare the fine-tuning corpus with --context {source_context} --tokenizer-from "
             f"{source_dataset}"

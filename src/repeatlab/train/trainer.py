@@ -143,10 +143,13 @@ class Trainer:
         init_state: Mapping[str, Tensor] | None = None,
         extra_evals: Mapping[str, np.ndarray] | None = None,
         evaluators: Mapping[str, StepEvaluator] | None = None,
+        references: Mapping[str, GPT] | None = None,
     ) -> None:
         """``init_state``: starting weights (``config.init_from``); ``extra_evals``: ``{name: [n, context + 1]}``
-        token rows of ``config.train.extra_evals``; ``evaluators``: one per name in ``config.train.probe_metrics``."""
+        token rows of ``config.train.extra_evals``; ``evaluators``: one per name in ``config.train.probe_metrics``;
+        ``references``: the model of each run that an intervention of mode ``reference`` names."""
         self.config, self.world = config, world
+        self.references = dict(references or {})
         self.evaluators = dict(evaluators or {})
         _check_evaluators(config, self.evaluators)
         self.plan: BatchPlan = plan_batches(
@@ -198,7 +201,7 @@ class Trainer:
         inputs = batch.inputs[rows].to(self.world.device, non_blocking=True)  # [b, T]
         targets = batch.targets[rows].to(self.world.device, non_blocking=True)  # [b, T]
         step_loss = torch.zeros((), device=self.world.device)
-        with intervened(self.model, self.config.train.interventions, step):
+        with intervened(self.model, self.config.train.interventions, step, references=self.references):
             for i in range(plan.grad_accum):
                 micro = slice(i * plan.micro_batch_sequences, (i + 1) * plan.micro_batch_sequences)
                 loss = self._forward_backward(inputs[micro], targets[micro], sync=i == plan.grad_accum - 1)
@@ -253,7 +256,8 @@ class Trainer:
             return None
         self.check_losses()
         p = self.progress
-        with intervened(self.model, self.config.train.interventions, p.step, evaluating=True):
+        with intervened(self.model, self.config.train.interventions, p.step, evaluating=True,
+                        references=self.references):
             losses = self.evaluator.evaluate(self.model)
             scores = self._run_evaluators()
         tokens = p.tokens_seen - p.tokens_at_eval
