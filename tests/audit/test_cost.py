@@ -1,4 +1,4 @@
-"""Cost estimate: band boundaries, placement of training repeats, data-constrained value, fitted inputs."""
+"""Cost estimate: the band, placement of training repeats, data-constrained value, a fitted region."""
 
 from __future__ import annotations
 
@@ -6,23 +6,24 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from repeatlab.audit.cost import PUBLISHED_BOUNDARIES, PoorPerformanceBoundary, TrainingPlan, estimate_cost
+from repeatlab.audit.cost import TrainingPlan, estimate_cost
+from repeatlab.laws import HERNANDEZ_2022, PoorRegion, find_poor_region, plan_repeats
 
 
 def test_published_band_for_125m() -> None:
-    n = 125e6
-    assert PUBLISHED_BOUNDARIES.left(n) == pytest.approx(4.2e6 * n**-0.56)
-    assert PUBLISHED_BOUNDARIES.right(n) == pytest.approx(5.1e7 * n**-0.50)
-    assert 100 < PUBLISHED_BOUNDARIES.left(n) < PUBLISHED_BOUNDARIES.right(n) < 5000
+    left, right = (float(v) for v in HERNANDEZ_2022.band(125e6))
+    assert left == pytest.approx(4.2e6 * 125e6**-0.56) and right == pytest.approx(5.1e7 * 125e6**-0.50)
+    assert 100 < left < right < 5000
 
 
 def test_training_repeats_placed_against_the_band() -> None:
     # Corpus of 1,000 tokens: 900 unique, 60 repeated 10x, 40 repeated 1,000x; train on 2 epochs.
     histogram = [(1, 900), (10, 60), (1000, 40)]
     plan = TrainingPlan(n_params=125e6, n_train_tokens=2000)
-    left, right = PUBLISHED_BOUNDARIES.left(125e6), PUBLISHED_BOUNDARIES.right(125e6)
+    left, right = (float(v) for v in HERNANDEZ_2022.band(125e6))
     estimate = estimate_cost(histogram, plan)
     assert estimate.corpus_epochs == 2 and estimate.band_epochs == (left, right)
     # E = 2 (unique), 20, 2000: only the last is inside [~123, ~4562]
@@ -35,7 +36,6 @@ def test_training_repeats_placed_against_the_band() -> None:
     # Muennighoff: D' = U + U R* (1 - exp(-R_D / R*)), R_D = epochs - 1
     r_star = 15.387756
     assert estimate.effective_data_tokens == pytest.approx(1000 + 1000 * r_star * (1 - math.exp(-1 / r_star)))
-    assert estimate.effective_size_multiplier is None
 
 
 def test_below_one_epoch_has_no_data_constrained_term_and_nothing_in_band() -> None:
@@ -44,35 +44,46 @@ def test_below_one_epoch_has_no_data_constrained_term_and_nothing_in_band() -> N
     assert any("None of your training tokens" in s for s in estimate.summary)
 
 
-class _FittedSweep:
-    """Stands in for a boundary fitted by repeatlab.laws from the user's own sweep."""
+def test_a_region_fitted_to_a_sweep_is_read_back_and_used(tmp_path: Path) -> None:
+    """The JSON of a real ``find_poor_region`` fit drives the estimate, and ``plan`` and ``audit`` use the same band.
+    Half-maximum edges at E = 100 and 10,000 for N = 1e6 and at 10 and 1,000 for N = 1e8: E = k N^-0.5."""
+    rows = [{"params": n, "loss": 3.0, "repeated_fraction": 0.0, "repeated_epochs": 0.0} for n in (1e6, 1e8)]
+    for n, bump in ((1e6, [0, 0, 0.1, 0.2, 0.1, 0]), (1e8, [0, 0.1, 0.2, 0.1, 0, 0])):
+        rows += [{"params": n, "loss": 3.0 + d, "repeated_fraction": 0.1, "repeated_epochs": 10.0**i}
+                 for i, d in enumerate(bump)]
+    path = tmp_path / "region.json"
+    path.write_text(json.dumps(find_poor_region(pd.DataFrame(rows)).to_dict()))
+    region = PoorRegion.from_json(path)
+    assert region.source == f"fitted ({path})"
+    estimate = estimate_cost([(1, 800), (500, 200)], TrainingPlan(n_params=1e8, n_train_tokens=1000), region=region)
+    assert estimate.band_epochs == (pytest.approx(10.0), pytest.approx(1000.0))
+    assert estimate.share_in_band == pytest.approx(0.2)
+    assert any(f"band (fitted ({path})) for 100M parameters is E between 10 and 1,000" in s for s in estimate.summary)
+    risks = plan_repeats(n_params=1e8, total_tokens=1e9, repeated_fraction=0.1, repeats=[9.0, 11.0, 999.0, 1001.0],
+                         region=region).repeats
+    assert [r.in_poor_region for r in risks] == [False, True, True, False]
 
-    k_left, alpha_left, k_right, alpha_right = 10.0, 0.0, 100.0, 0.0
 
-    def effective_size_multiplier(self, n_params: float, repeated_fraction: float, repeated_epochs: float) -> float:
-        return 1 - repeated_fraction * math.log10(repeated_epochs) / 4
-
-
-def test_fitted_boundary_and_size_model() -> None:
-    sweep = _FittedSweep()
-    boundary = PoorPerformanceBoundary.from_fitted(sweep, source="my sweep")
-    estimate = estimate_cost([(1, 800), (50, 200)], TrainingPlan(n_params=1e8, n_train_tokens=1000),
-                             boundary=boundary, size_model=sweep)
-    assert estimate.band_epochs == (10, 100) and estimate.share_in_band == pytest.approx(0.2)
-    assert estimate.effective_size_multiplier == pytest.approx(1 - 0.2 * math.log10(50) / 4)
-    assert any("effective model size" in s for s in estimate.summary)
-
-
-def test_boundary_json_and_validation(tmp_path: Path) -> None:
+def test_region_json_and_validation(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
-    path.write_text(json.dumps({"k_left": 1e6, "alpha_left": 0.5, "k_right": 1e7, "alpha_right": 0.5}))
-    assert PoorPerformanceBoundary.from_json(path).right(1e6) == pytest.approx(1e4)
-    path.write_text(json.dumps({"k_left": 1e6, "alpha_left": 0.5, "k_right": 1e7}))
-    with pytest.raises(ValueError, match="missing alpha_right"):
-        PoorPerformanceBoundary.from_json(path)
-    with pytest.raises(ValueError, match="k_left"):
-        PoorPerformanceBoundary(k_left=-1, alpha_left=0.5, k_right=1, alpha_right=0.5)
+    path.write_text(json.dumps({"left": {"k": 1e6, "alpha": -0.5}, "right": {"k": 1e7, "alpha": -0.5},
+                                "source": "my sweep"}))
+    region = PoorRegion.from_json(path)
+    assert float(region.right.epochs(1e6)) == pytest.approx(1e4) and region.source == "my sweep"
+    assert estimate_cost([(1, 10)], TrainingPlan(n_params=1e6, n_train_tokens=10), region=region).band_epochs == (
+        pytest.approx(1e3), pytest.approx(1e4))
+    for data, message in [
+        ({"k_left": 1e6, "alpha_left": 0.5, "k_right": 1e7, "alpha_right": 0.5}, "retired layout"),
+        ({"left": {"k": 1e6, "alpha": -0.5}}, "must hold"),
+        ({"left": None, "right": {"k": 1e7, "alpha": -0.5}}, "no left edge"),
+        ({"left": {"k": -1.0, "alpha": -0.5}, "right": {"k": 1e7, "alpha": -0.5}}, "k must be positive"),
+        ({"left": {"k": 1e6}, "right": {"k": 1e7, "alpha": -0.5}}, '"left" must be'),
+    ]:
+        path.write_text(json.dumps(data))
+        with pytest.raises(ValueError, match=message):
+            PoorRegion.from_json(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="cannot read the poor-performance region"):
+        PoorRegion.from_json(path)
     with pytest.raises(ValueError, match="n_train_tokens"):
         TrainingPlan(n_params=1e6, n_train_tokens=0)
-    with pytest.raises(ValueError, match="lacks"):
-        PoorPerformanceBoundary.from_fitted(object())

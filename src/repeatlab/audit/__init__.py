@@ -28,14 +28,7 @@ exact within each shard and repeats across shards are not counted.
 """
 
 from repeatlab.audit.config import AuditConfig, NearDupConfig
-from repeatlab.audit.cost import (
-    PUBLISHED_BOUNDARIES,
-    CostEstimate,
-    EffectiveSizeModel,
-    PoorPerformanceBoundary,
-    TrainingPlan,
-    estimate_cost,
-)
+from repeatlab.audit.cost import CostEstimate, TrainingPlan, estimate_cost
 from repeatlab.audit.exact import ExactDuplicates, find_exact_duplicates
 from repeatlab.audit.neardup import NearDuplicates, find_near_duplicates, near_duplicate_pairs
 from repeatlab.audit.pipeline import audit_corpus
@@ -47,15 +40,12 @@ from repeatlab.audit.spans_sa import count_windows_suffix_array
 from repeatlab.audit.stream import TokenStream
 
 __all__ = [
-    "PUBLISHED_BOUNDARIES",
     "AuditConfig",
     "AuditReport",
     "CostEstimate",
-    "EffectiveSizeModel",
     "ExactDuplicates",
     "NearDupConfig",
     "NearDuplicates",
-    "PoorPerformanceBoundary",
     "SpanStats",
     "TokenStream",
     "TrainingPlan",

@@ -17,13 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from repeatlab.audit.config import AuditConfig
-from repeatlab.audit.cost import (
-    PUBLISHED_BOUNDARIES,
-    EffectiveSizeModel,
-    PoorPerformanceBoundary,
-    TrainingPlan,
-    estimate_cost,
-)
+from repeatlab.audit.cost import TrainingPlan, estimate_cost
 from repeatlab.audit.exact import find_exact_duplicates
 from repeatlab.audit.neardup import find_near_duplicates
 from repeatlab.audit.report import AuditReport
@@ -32,6 +26,7 @@ from repeatlab.audit.span_stats import summarize_spans
 from repeatlab.audit.spans_hash import count_windows_hashed
 from repeatlab.audit.spans_sa import count_windows_suffix_array
 from repeatlab.data.corpus import CorpusError
+from repeatlab.laws.region import HERNANDEZ_2022, PoorRegion
 
 
 def audit_corpus(
@@ -39,14 +34,13 @@ def audit_corpus(
     config: AuditConfig | None = None,
     *,
     plan: TrainingPlan | None = None,
-    boundary: PoorPerformanceBoundary | None = None,
-    size_model: EffectiveSizeModel | None = None,
+    region: PoorRegion = HERNANDEZ_2022,
     progress: Callable[[str], None] | None = None,
 ) -> AuditReport:
     """Audit ``source`` (any corpus source the data layer reads) for exact, span and near repetition.
 
     With a ``plan`` the report also places the repetition against the poor-performance band of
-    ``boundary`` (default: Hernandez et al.'s published one).
+    ``region`` (default: Hernandez et al.'s published one).
     """
     config = config or AuditConfig()
     if config.tmp_dir is not None and not Path(config.tmp_dir).is_dir():
@@ -91,8 +85,7 @@ def audit_corpus(
     lap("span_stats")
     cost = None
     if plan is not None:
-        band = boundary or PUBLISHED_BOUNDARIES
-        cost = estimate_cost(spans.token_histogram, plan, boundary=band, size_model=size_model)
+        cost = estimate_cost(spans.token_histogram, plan, region=region)
     return AuditReport(
         source=str(source),
         config=config,

@@ -10,7 +10,6 @@ import typer
 from repeatlab.audit import (
     AuditConfig,
     NearDupConfig,
-    PoorPerformanceBoundary,
     TrainingPlan,
     audit_corpus,
     print_report,
@@ -18,6 +17,7 @@ from repeatlab.audit import (
 )
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
+from repeatlab.laws.region import HERNANDEZ_2022, PoorRegion
 
 
 @user_errors
@@ -32,7 +32,7 @@ def audit(
     shingle_size: Annotated[int, typer.Option(help="Words per shingle")] = 5,
     n_params: Annotated[str | None, typer.Option(help="Planned non-embedding parameters, e.g. 125M")] = None,
     train_tokens: Annotated[str | None, typer.Option(help="Planned training tokens, e.g. 2.5B")] = None,
-    boundary: Annotated[Path | None, typer.Option(help="Fitted poor-performance boundary JSON")] = None,
+    region_json: Annotated[Path | None, typer.Option("--region", help='Poor-performance region JSON, {"left": {"k": K, "alpha": A}, "right": {...}}: E = k N^alpha')] = None,
     backend: Annotated[str, typer.Option(help="local, or ray to shard the per-document stages")] = "local",
     span_method: Annotated[str, typer.Option(help="hash (bounded memory) or suffix-array (reference)")] = "hash",
     top: Annotated[int, typer.Option(help="Spans and groups listed")] = 20,
@@ -41,12 +41,13 @@ def audit(
     """Audit a corpus for exact duplicate documents, repeated token spans and near-duplicates.
 
     With --n-params and --train-tokens (counted in --tokenizer tokens: bytes for byte), also place the
-    repetition against the poor-performance band of that model (Hernandez et al. 2022, or --boundary).
+    repetition against the poor-performance band of that model (Hernandez et al. 2022, or --region: a
+    fitted ``repeatlab.laws.PoorRegion`` or ``PoorRegionFit`` as JSON).
     """
     if (n_params is None) != (train_tokens is None):
         raise ValueError("give both --n-params and --train-tokens for a cost estimate, or neither")
-    if boundary is not None and n_params is None:
-        raise ValueError("--boundary needs --n-params and --train-tokens")
+    if region_json is not None and n_params is None:
+        raise ValueError("--region needs --n-params and --train-tokens")
     if out is not None and out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'audit.json'}")
     config = AuditConfig(
@@ -62,8 +63,8 @@ def audit(
     plan = None
     if n_params is not None and train_tokens is not None:
         plan = TrainingPlan(n_params=parse_count(n_params), n_train_tokens=parse_count(train_tokens))
-    fitted = PoorPerformanceBoundary.from_json(boundary) if boundary is not None else None
-    report = audit_corpus(source, config, plan=plan, boundary=fitted, progress=console.log)
+    region = PoorRegion.from_json(region_json) if region_json is not None else HERNANDEZ_2022
+    report = audit_corpus(source, config, plan=plan, region=region, progress=console.log)
     print_report(report, console)
     if out is not None:
         write_report(report, out)

@@ -9,7 +9,10 @@ published edges are offered as ``HERNANDEZ_2022``.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -39,13 +42,45 @@ class BoundaryLaw:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PoorRegion:
-    """The band of repeated epochs between two boundary laws."""
+class PoorRegion(JsonResult):
+    """The band of repeated epochs between two boundary laws: the one definition that ``plan``, ``audit`` and the
+    report all use."""
 
     left: BoundaryLaw
     """Fewest repeats in the band."""
     right: BoundaryLaw
     """Most repeats in the band."""
+    source: str = "fitted"
+    """Where the constants come from, quoted wherever the band is."""
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> PoorRegion:
+        """Read ``{"left": {"k": .., "alpha": ..}, "right": {..}, "source": ..}`` (``source`` optional), the
+        layout of ``PoorRegion.to_dict()``; a ``PoorRegionFit``'s JSON is accepted too (its two edge laws)."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read the poor-performance region {path}: {exc}") from None
+        if isinstance(data, dict) and {"k_left", "alpha_left"} & set(data):
+            raise ValueError(
+                f"{path} uses the retired layout k_left/alpha_left/k_right/alpha_right (E = k N^-alpha); write "
+                '{"left": {"k": K_LEFT, "alpha": -ALPHA_LEFT}, "right": {"k": K_RIGHT, "alpha": -ALPHA_RIGHT}} '
+                "(E = k N^alpha, exponents negative)"
+            )
+        allowed = {"left", "right", "source"} | {f.name for f in dataclasses.fields(PoorRegionFit)}
+        if not isinstance(data, dict) or not {"left", "right"} <= set(data) or set(data) - allowed:
+            raise ValueError(f'{path} must hold {{"left": {{"k": .., "alpha": ..}}, "right": {{..}}}} and optionally '
+                             f'"source"; got keys {sorted(data) if isinstance(data, dict) else type(data).__name__}')
+        edges = {}
+        for edge in ("left", "right"):
+            law = data[edge]
+            if law is None:
+                raise ValueError(f"{path}: the fit has no {edge} edge (fewer than two model sizes with an uncensored "
+                                 f"{edge} edge); the sweep needs more sizes or a wider range of repeated epochs")
+            if not isinstance(law, dict) or set(law) != {"k", "alpha"}:
+                raise ValueError(f'{path}: "{edge}" must be {{"k": .., "alpha": ..}}, got {law!r}')
+            edges[edge] = BoundaryLaw(k=float(law["k"]), alpha=float(law["alpha"]))
+        return cls(**edges, source=str(data.get("source", f"fitted ({path})")))
 
     def band(self, n_params: ArrayLike) -> tuple[FloatArray, FloatArray]:
         """(first, last) repeated epochs of the band for models of ``n_params`` parameters."""
@@ -57,7 +92,8 @@ class PoorRegion:
         return (value >= first) & (value <= last)
 
 
-HERNANDEZ_2022 = PoorRegion(left=BoundaryLaw(k=4.2e6, alpha=-0.56), right=BoundaryLaw(k=5.1e7, alpha=-0.50))
+HERNANDEZ_2022 = PoorRegion(left=BoundaryLaw(k=4.2e6, alpha=-0.56), right=BoundaryLaw(k=5.1e7, alpha=-0.50),
+                            source="Hernandez et al. 2022 (published)")
 """The boundaries Hernandez et al. 2022 fitted to their sweep (Fig. 4)."""
 
 
