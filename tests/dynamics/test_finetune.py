@@ -13,7 +13,7 @@ from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import PrepareConfig, prepare_dataset
 from repeatlab.dynamics import FINETUNE_FILE, FinetuneStage, compare_finetune, finetune_config, run_finetune_stage
 from repeatlab.io import write_json
-from repeatlab.laws import PowerLaw
+from repeatlab.laws import PowerLaw, control_curve
 from repeatlab.models.weights import CheckpointMismatchError
 from repeatlab.report import dynamics as report_dynamics
 from repeatlab.train import RunConfig, train
@@ -21,6 +21,8 @@ from repeatlab.train import RunConfig, train
 from .conftest import CONTEXT, WORDS, tiny_config
 
 LAW = PowerLaw(E=1.0, n_c=1e4, alpha=0.5)  # L(N) = 1 + (1e4 / N)^0.5; N_eff(L) = 1e4 / (L - 1)^2
+SCRATCH_SIZES = [5e3, 1e4, 3e4, 1e5, 3e5]
+CURVE = control_curve(SCRATCH_SIZES, LAW.loss(SCRATCH_SIZES))  # the law's controls, power-law fitted
 
 
 def test_finetune_config_keeps_the_run_and_halves_the_schedule(text_data: Path) -> None:
@@ -49,12 +51,13 @@ def test_compare_inverts_the_from_scratch_law(tmp_path: Path) -> None:
     pre = fake_run(tmp_path / "pre", loss=2.0)
     finetuned = fake_run(tmp_path / "ft", loss=1.0 + (1e4 / 25_000) ** 0.5, init_from=pre)  # N_eff = 25k
     scratch = fake_run(tmp_path / "scratch", loss=1.0 + (1e4 / 40_000) ** 0.5)  # N_eff = 40k
-    row = compare_finetune(finetuned, scratch, LAW)
-    assert row.n_eff_finetuned == pytest.approx(25_000) and row.n_eff_scratch == pytest.approx(40_000)
-    assert row.multiplier == pytest.approx(25_000 / 40_000)  # ossified: worth 0.625x the parameters
+    row = compare_finetune(finetuned, scratch, CURVE)
+    assert CURVE.method == "power-law fit"
+    assert row.n_eff_finetuned == pytest.approx(25_000, rel=1e-3) and row.n_eff_scratch == pytest.approx(40_000, rel=1e-3)
+    assert row.multiplier == pytest.approx(25_000 / 40_000, rel=1e-3)  # ossified: worth 0.625x the parameters
     assert row.pretrained == "pre" and row.pretrain_kind == "repeated"
-    alone = compare_finetune(finetuned, None, LAW)
-    assert alone.multiplier == pytest.approx(25_000 / 40_000) and alone.scratch_loss is None  # against N itself
+    alone = compare_finetune(finetuned, None, CURVE)
+    assert alone.multiplier == pytest.approx(25_000 / 40_000, rel=1e-3) and alone.scratch_loss is None  # against N itself
     assert compare_finetune(finetuned, scratch, None).multiplier is None
 
 
@@ -64,7 +67,7 @@ def test_stage_fine_tunes_trains_from_scratch_and_writes_the_comparison(text_dat
         train(tiny_config(text_data, mixture=mixture, n_log_evals=0, eval_every=None), tmp_path / name)
         runs.append(tmp_path / name)
     stage = FinetuneStage(total_tokens=24 * 32, mixture_seed=5)
-    rows = run_finetune_stage(runs, stage, tmp_path / "stage", law=LAW)
+    rows = run_finetune_stage(runs, stage, tmp_path / "stage", curve=CURVE)
     out = tmp_path / "stage"
     names = sorted(p.name for p in (out / "runs").iterdir())
     assert names == ["ft-control", "ft-repeated", "scratch-attn-only-tiny-2l-seed0"]
@@ -76,11 +79,11 @@ def test_stage_fine_tunes_trains_from_scratch_and_writes_the_comparison(text_dat
         assert row.scratch_loss == rows[0].scratch_loss  # one from-scratch run per size and seed
     ft_config = json.loads((out / "runs" / "ft-control" / "config.json").read_text())
     assert ft_config["init_from"] == str(runs[0].resolve()) and ft_config["optim"]["lr"] == 1.5e-3
-    # Idempotent: a second call trains nothing and gives the same rows; with one size there is no law to fit.
-    assert run_finetune_stage(runs, stage, out, law=LAW) == rows
+    # Idempotent: a second call trains nothing and gives the same rows; with one size there is no curve to invert.
+    assert run_finetune_stage(runs, stage, out, curve=CURVE) == rows
     again = run_finetune_stage(runs, stage, out)
     assert all(r.multiplier is None for r in again)
-    assert "no from-scratch law" in json.loads((out / FINETUNE_FILE).read_text())["note"]
+    assert "no from-scratch curve: needs control runs of at least 2 model sizes" in json.loads((out / FINETUNE_FILE).read_text())["note"]
 
 
 def test_report_reads_the_stage_file_by_the_same_name() -> None:

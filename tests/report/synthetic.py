@@ -59,8 +59,6 @@ class SweepSpec:
     """Also a control on the (1 - f) T unique tokens of each fraction, as a grid with ``unique_controls`` has."""
     probe_columns: str = "collect"
     """``collect``: probe columns as ``repeatlab sweep collect`` names them; ``agreed``: the names first agreed."""
-    n_eff_columns: bool = False
-    """Write ``n_eff``/``n_eff_copying`` columns as ``sweep collect`` does (here: the true synthetic values)."""
     n_failed: int = 1
     n_pending: int = 1
     with_results: bool = True
@@ -186,8 +184,6 @@ def _run(root: Path, spec: SweepSpec, size: Size, kind: str, f: float, e: int, u
               "copying_repeated_copies_loss": "copying_loss", "memorisation_repeated_exact_match_rate": "memorised_frac"}
     for key, value in probes.items():
         row["probe_" + (agreed.get(key, key) if spec.probe_columns == "agreed" else key)] = value
-    if spec.n_eff_columns:
-        row.update(n_eff=n * m, n_eff_multiplier=m, n_eff_copying=n * m**2, n_eff_copying_multiplier=m**2)
     config = {"model": size.name, "dataset": str(spec.data_dir or root / "data"),
               "mixture": str(spec.mixture_dir or root / "mixtures" / run_id), "train": {"seed": seed}}
     (run_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")

@@ -61,13 +61,15 @@ def test_scores_that_rise_with_size_use_the_deficit() -> None:
     assert curve.scaling is not None and curve.scaling.higher_is_better
 
 
-def test_missing_metric_gives_a_reason_and_precomputed_columns_win() -> None:
+def test_missing_metric_gives_a_reason() -> None:
     table = controls([5e4, 1e5, 8e5, 3e6], law)
     assert "no probe_copying_repeated_copies_loss or probe_copying_loss column" in control_curve(table, COPYING)
-    runs = table.assign(n_eff=table["params"] / 2)
-    out = add_effective_sizes(runs, {"test": control_curve(table, TEST_LOSS)}, (TEST_LOSS,))
-    assert out["mult_test"].tolist() == pytest.approx([0.5] * 4)
-    assert set(out["method_test"]) == {"results column"}
+
+
+def test_a_metric_not_explained_by_size_is_not_inverted() -> None:
+    table = controls([5e4, 1e5, 8e5, 3e6], lambda n: 2.0 + 0.01 * np.array([1.0, -1.0, 1.0, -1.0]))
+    assert "is not explained by size" in control_curve(table, TEST_LOSS)
+    assert "does not improve steadily" in control_curve(table.iloc[:3], TEST_LOSS)
 
 
 @pytest.mark.parametrize("names", ["collect", "agreed"])
@@ -79,14 +81,3 @@ def test_sweep_probe_columns_under_either_name(tmp_path, synth, names: str) -> N
     for key in ("test", "copying", "prefix_matching", "induction"):
         assert table[f"mult_{key}"].notna().all(), key
         assert set(table[f"method_{key}"]) == {"interpolation"}  # three sizes: no power law
-
-
-def test_effective_sizes_written_by_the_sweep_are_used(tmp_path, synth) -> None:
-    from repeatlab.report import Analysis, load_sweep
-
-    spec = synth.SweepSpec(sizes=synth.SIZES[:2], epochs=(10, 100), n_eff_columns=True)
-    table = Analysis(data=load_sweep(synth.write_sweep(tmp_path / "s", spec))).repeated
-    assert set(table["method_test"]) == {"results column"} and set(table["method_copying"]) == {"results column"}
-    expected = [synth.multiplier(n, f, e) for n, f, e in table[["params", "repeated_fraction", "repeated_epochs"]].to_numpy()]
-    assert table["mult_test"].to_numpy() == pytest.approx(expected)
-    assert table["mult_copying"].to_numpy() == pytest.approx(np.square(expected))

@@ -18,7 +18,7 @@ from repeatlab.dynamics.finetune import (
     finetune_config,
     run_finetune_stage,
     scratch_config,
-    scratch_scaling,
+    scratch_curve,
 )
 from repeatlab.dynamics.run import train_with_probes
 
@@ -35,6 +35,6 @@ __all__ = [
     "probe_inputs",
     "run_finetune_stage",
     "scratch_config",
-    "scratch_scaling",
+    "scratch_curve",
     "train_with_probes",
 ]

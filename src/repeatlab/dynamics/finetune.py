@@ -4,8 +4,8 @@ Hernandez et al. (2022) fine-tuned models pre-trained with repeated data and fou
 same budget trained from scratch, a loss worth a 1.6x effective-parameter factor. A fine-tuning stage here
 takes every pre-trained run, fine-tunes it (``init_from``, a fresh optimizer, ``lr_scale`` times its peak
 learning rate and a shorter warm-up) on one shared fine-tuning mixture, and trains each model size on the
-same mixture from scratch. ``compare_finetune`` inverts a power law L(N) fitted on the from-scratch runs
-(``repeatlab.laws``) at the fine-tuned run's loss: N_eff, the size a from-scratch model needs to match it,
+same mixture from scratch. ``compare_finetune`` inverts the from-scratch runs' curve L(N)
+(``repeatlab.laws.effective.control_curve``, the rule every effective size follows) at the fine-tuned run's loss: N_eff, the size a from-scratch model needs to match it,
 and ``multiplier = N_eff(fine-tuned) / N_eff(from scratch, same size)``: above 1 pre-training transferred,
 below 1 it ossified the model.
 
@@ -25,13 +25,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from repeatlab.config import load_json
 from repeatlab.dynamics.run import train_with_probes
 from repeatlab.data.mixture import MANIFEST_FILE, MixtureSpec, make_mixture
 from repeatlab.io import read_json, write_json
-from repeatlab.laws import FitError, MetricScaling, PowerLaw, RunTable, fit_metric_scaling
+from repeatlab.laws import ControlCurve, FitError, control_curve
 from repeatlab.train.config import RunConfig
 from repeatlab.train.run import CONFIG_FILE, SUMMARY_FILE, ProgressFn
 
@@ -129,18 +128,18 @@ def _loss(summary: dict[str, Any], metric: str) -> float:
     return float(value)
 
 
-def scratch_scaling(scratch_runs: Sequence[Path], *, metric: str = "test_loss") -> MetricScaling:
-    """L(N) = E + (N_c / N)^alpha fitted (``laws.fit_metric_scaling``) on finished from-scratch runs."""
+def scratch_curve(scratch_runs: Sequence[Path], *, metric: str = "test_loss") -> ControlCurve:
+    """The from-scratch runs' curve of ``metric`` in N (``laws.control_curve``); ``FitError`` says why there is
+    none."""
     summaries = [read_json(Path(run) / SUMMARY_FILE) for run in scratch_runs]
-    table = RunTable(params=np.array([float(s["n_params_non_embedding"]) for s in summaries]),
-                     loss=np.array([_loss(s, metric) for s in summaries]))
-    return fit_metric_scaling(table, "loss")
+    return control_curve([float(s["n_params_non_embedding"]) for s in summaries], [_loss(s, metric) for s in summaries],
+                         metric=metric)
 
 
 def compare_finetune(
-    finetuned: Path, scratch: Path | None, law: PowerLaw | MetricScaling | None, *, metric: str = "test_loss"
+    finetuned: Path, scratch: Path | None, curve: ControlCurve | None, *, metric: str = "test_loss"
 ) -> FinetuneComparison:
-    """Compare a finished fine-tuned run with the from-scratch run of its size through the from-scratch law."""
+    """Compare a finished fine-tuned run with the from-scratch run of its size through the from-scratch curve."""
     summary = read_json(Path(finetuned) / SUMMARY_FILE)
     init = summary.get("init_from") or {}
     pretrained = Path(init.get("run_dir", ""))
@@ -149,11 +148,10 @@ def compare_finetune(
     n_params = float(summary["n_params_non_embedding"])
     finetuned_loss = _loss(summary, metric)
     scratch_loss = _loss(read_json(Path(scratch) / SUMMARY_FILE), metric) if scratch is not None else None
-    power = law.fit.law if isinstance(law, MetricScaling) else law
     n_eff = n_eff_scratch = multiplier = None
-    if power is not None:
-        n_eff = float(power.params_for_loss(finetuned_loss))
-        n_eff_scratch = float(power.params_for_loss(scratch_loss)) if scratch_loss is not None else None
+    if curve is not None:
+        n_eff = float(curve.effective_params(finetuned_loss))
+        n_eff_scratch = float(curve.effective_params(scratch_loss)) if scratch_loss is not None else None
         multiplier = n_eff / (n_eff_scratch if n_eff_scratch is not None else n_params)
     return FinetuneComparison(
         run=Path(finetuned).name, pretrained=pretrained.name, model=str(summary["model"]), n_params=n_params,
@@ -168,13 +166,13 @@ def run_finetune_stage(
     stage: FinetuneStage,
     out: Path,
     *,
-    law: PowerLaw | MetricScaling | None = None,
+    curve: ControlCurve | None = None,
     progress: ProgressFn | None = None,
 ) -> list[FinetuneComparison]:
     """Fine-tune every finished pre-trained run and train each size from scratch, then compare; idempotent.
 
-    ``law`` is the from-scratch L(N) to invert; ``None`` fits it on this stage's from-scratch runs (which
-    needs at least three sizes; with fewer, the rows carry losses but no effective sizes). Writes
+    ``curve`` is the from-scratch L(N) to invert; ``None`` builds it from this stage's from-scratch runs (which
+    needs at least two sizes; with fewer, the rows carry losses but no effective sizes). Writes
     ``out/finetune.json`` and returns its rows.
     """
     out = Path(out)
@@ -201,16 +199,16 @@ def run_finetune_stage(
                               progress=progress)
         pairs.append((finetuned, scratch))
     note = None
-    if law is None and stage.scratch:
+    if curve is None and stage.scratch:
         scratch_dirs = sorted({s for _, s in pairs if s is not None})
         try:
-            law = scratch_scaling(scratch_dirs)
-        except (FitError, ValueError) as exc:
-            note = f"no from-scratch law: {exc}"
-    rows = [compare_finetune(f, s, law) for f, s in pairs]
+            curve = scratch_curve(scratch_dirs)
+        except FitError as exc:
+            note = f"no from-scratch curve: {exc}"
+    rows = [compare_finetune(f, s, curve) for f, s in pairs]
     write_json(out / FINETUNE_FILE, {"stage": asdict(stage), "note": note, "rows": [r.to_dict() for r in rows]})
     return rows
 
 
 __all__ = ["FINETUNE_FILE", "FinetuneComparison", "FinetuneStage", "compare_finetune", "finetune_config",
-           "run_finetune_stage", "scratch_config", "scratch_scaling"]
+           "run_finetune_stage", "scratch_config", "scratch_curve"]

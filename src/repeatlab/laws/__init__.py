@@ -8,7 +8,15 @@ numpy/scipy only. Typical use::
 """
 
 from repeatlab.laws.bootstrap import BootstrapConfig
-from repeatlab.laws.effective import EffectiveSize, MetricScaling, effective_sizes, fit_metric_scaling
+from repeatlab.laws.effective import (
+    ControlCurve,
+    EffectiveSize,
+    MetricScaling,
+    control_curve,
+    effective_sizes,
+    fit_metric_scaling,
+    outside_controls,
+)
 from repeatlab.laws.fit import (
     DATA_CONSTRAINED_FULL_GRID,
     DATABLATIONS_DECAY_GRID,
@@ -63,6 +71,7 @@ __all__ = [
     "BoundaryLaw",
     "ChinchillaLaw",
     "ComputePlan",
+    "ControlCurve",
     "DataConstrainedLaw",
     "EffectiveSize",
     "FitConfig",
@@ -81,6 +90,7 @@ __all__ = [
     "RunsLike",
     "SizeBand",
     "StartGrid",
+    "control_curve",
     "default_repeat_counts",
     "effective_sizes",
     "find_poor_region",
@@ -89,6 +99,7 @@ __all__ = [
     "fit_metric_scaling",
     "fit_power_law",
     "load_runs",
+    "outside_controls",
     "plan_compute",
     "plan_repeats",
 ]

@@ -17,7 +17,8 @@ from repeatlab.laws.fit import fit_data_constrained
 from repeatlab.laws.forms import DataConstrainedLaw
 from repeatlab.laws.region import PoorRegionFit, find_poor_region
 from repeatlab.laws.results import FitError, LawFit
-from repeatlab.report.effective import METRICS, ControlCurve, add_effective_sizes, control_curve
+from repeatlab.laws.effective import ControlCurve
+from repeatlab.report.effective import METRICS, add_effective_sizes, control_curve
 from repeatlab.report.load import SweepData
 from repeatlab.report.model import format_count
 

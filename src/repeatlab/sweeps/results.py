@@ -5,11 +5,11 @@ the trainer's ``summary.json``, ``probes.json``, ``error.json``, the mixture's m
 from them (parameter counts, the scaling-law columns), so the table can be deleted and rebuilt at any
 time with ``repeatlab sweep collect DIR``.
 
-Law columns: at each total token count with finished controls at two or more sizes, a power law in N is
-fitted to the controls' test loss (``repeatlab.laws.fit_metric_scaling``, or a pure power law when there are
-fewer than four controls) and inverted at every finished run's test loss: ``n_eff`` is the size of a control
-model with that loss and ``n_eff_multiplier = n_eff / params``. The same is done for the probe metrics of
-``LAW_METRICS`` (``n_eff_copying``, ``n_eff_induction``, ...). Controls get an ``n_eff`` too (close to their
+Law columns: at each total token count with finished controls at two or more sizes, the controls' curve of the
+test loss in N (``repeatlab.laws.effective.control_curve``, the rule the report uses too) is inverted at every
+finished run's test loss: ``n_eff_test`` is the size of a control model with that loss, ``mult_test = n_eff_test /
+params`` and ``method_test`` says how (power-law fit or interpolation). The same is done for the probe metrics of
+``LAW_METRICS`` (``n_eff_copying``, ``n_eff_induction``, ...). Controls get an ``n_eff_test`` too (close to their
 ``params`` when the law fits well), a check of the fit.
 """
 
@@ -19,7 +19,6 @@ import functools
 import io
 import math
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,7 @@ import pyarrow.parquet as pq
 from repeatlab.config import from_dict
 from repeatlab.data.mixture import MANIFEST_FILE
 from repeatlab.io import atomic_write_bytes, read_json
-from repeatlab.laws.effective import MIN_R_SQUARED, fit_metric_scaling
-from repeatlab.laws.forms import PowerLaw
+from repeatlab.laws.effective import control_curve
 from repeatlab.laws.results import FitError
 from repeatlab.models.gpt import ModelConfig
 from repeatlab.models.sizes import SIZES, count_params, model_config
@@ -48,13 +46,13 @@ COLUMNS = (
 """The agreed leading columns, in order; extra run facts, ``probe_*`` and law columns follow."""
 EXTRA_COLUMNS = ("label", "tokens", "steps", "tokens_per_s", "unique_tokens_achieved", "device")
 LAW_METRICS: dict[str, tuple[str, bool]] = {
-    "n_eff": ("test_loss", False),
-    "n_eff_copying": ("probe_copying_repeated_copies_loss", False),
-    "n_eff_induction": ("probe_induction_max", True),
-    "n_eff_prefix_matching": ("probe_prefix_matching_max", True),
+    "test": ("test_loss", False),
+    "copying": ("probe_copying_repeated_copies_loss", False),
+    "induction": ("probe_induction_max", True),
+    "prefix_matching": ("probe_prefix_matching_max", True),
 }
-"""Law column -> (metric it inverts, whether higher is better: scores in [0, 1) are fitted as 1 - score).
-Metrics absent from the table are skipped."""
+"""Key of the law columns (``n_eff_<key>``, ``mult_<key>``, ``method_<key>``, as the report names them) -> (metric
+it inverts, whether higher is better: scores in [0, 1) are inverted as 1 - score). Absent metrics are skipped."""
 
 
 def load_sweep_grid(sweep: SweepDir) -> GridConfig | None:
@@ -134,69 +132,30 @@ def _params_total(size: str, vocab_size: int, context: int) -> int:
 
 
 def add_law_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``n_eff``/``n_eff_multiplier`` (and per probe metric) where the controls allow a fit."""
+    """Add ``n_eff_<key>``, ``mult_<key>`` and ``method_<key>`` (per ``LAW_METRICS``) where the controls at a run's
+    total token count can be inverted (``repeatlab.laws.effective.control_curve``)."""
     frame = frame.copy()
-    for column, (metric, higher_is_better) in LAW_METRICS.items():
+    for key, (metric, higher_is_better) in LAW_METRICS.items():
         if metric not in frame.columns:
             continue
         values = pd.to_numeric(frame[metric], errors="coerce").astype(float)
         effective = pd.Series(np.nan, index=frame.index, dtype=float)
+        method = pd.Series(None, index=frame.index, dtype=object)
         usable = (frame["status"] == "done") & np.isfinite(values)
         for _, group in frame[usable].groupby("total_tokens"):
             controls = group[group["kind"] == "control"]
-            if controls["model"].nunique() < 2:
+            try:
+                curve = control_curve(controls["params"].astype(float), values[controls.index], metric=metric,
+                                      higher_is_better=higher_is_better)
+            except FitError:
                 continue
-            invert = _control_scaling(controls["params"].to_numpy(dtype=float),
-                                      values[controls.index].to_numpy(), higher_is_better)
-            if invert is not None:
-                effective[group.index] = invert(values[group.index].to_numpy())
+            effective[group.index] = curve.effective_params(values[group.index].to_numpy())
+            method[group.index] = curve.method
         if effective.notna().any():
-            frame[column] = effective
-            frame[f"{column}_multiplier"] = effective / frame["params"].astype(float)
+            frame[f"n_eff_{key}"] = effective
+            frame[f"mult_{key}"] = effective / frame["params"].astype(float)
+            frame[f"method_{key}"] = method
     return frame
-
-
-def _control_scaling(
-    params: np.ndarray, values: np.ndarray, higher_is_better: bool
-) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The inverse of a power law fitted to the controls' metric: value -> N_eff (``None`` if no fit).
-
-    With four or more controls, ``repeatlab.laws.fit_metric_scaling`` fits L(N) = E + (N_c / N)^alpha; with
-    two or three (too few for three constants) a pure power law L = (N_c / N)^alpha is fitted in log-log.
-    Metrics that do not improve at every size step of the controls, and poor fits, are not inverted.
-    """
-    loss_like = 1 - values if higher_is_better else values
-    if np.any(loss_like <= 0):
-        return None
-    by_size = pd.Series(loss_like).groupby(params).mean().sort_index()
-    if not (np.diff(by_size.to_numpy()) < 0).all():
-        return None  # the metric does not improve with every size step on the controls: nothing to invert
-    if len(params) >= 4:
-        table = pd.DataFrame({"params": params, "loss": loss_like, "repeated_fraction": 0.0})
-        try:
-            fit = fit_metric_scaling(table, "loss").fit
-        except (FitError, ValueError):
-            return None
-        if not fit.r_squared >= MIN_R_SQUARED:
-            return None
-        law = fit.law
-    else:
-        slope, intercept = np.polyfit(np.log(params), np.log(loss_like), 1)
-        alpha = -slope
-        with np.errstate(over="ignore"):
-            n_c = float(np.exp(intercept / alpha))
-        if not np.isfinite(n_c) or n_c <= 0:
-            return None  # a near-flat metric: its inverse is meaningless
-        law = PowerLaw(E=0.0, n_c=n_c, alpha=float(alpha))
-
-    def invert(run_values: np.ndarray) -> np.ndarray:
-        target = 1 - run_values if higher_is_better else run_values
-        out = np.full(len(target), np.nan)
-        ok = np.isfinite(target) & (target > 0)
-        out[ok] = law.params_for_loss(target[ok])
-        return out
-
-    return invert
 
 
 def collect(sweep_root: str | Path, *, write: bool = True, laws: bool = True) -> pd.DataFrame:

@@ -16,7 +16,8 @@ import pandas as pd
 
 from repeatlab.data.mixture import unique_control_tokens
 from repeatlab.report.analysis import Analysis
-from repeatlab.report.effective import METRICS, add_effective_sizes, outside_controls
+from repeatlab.laws.effective import outside_controls
+from repeatlab.report.effective import METRICS, add_effective_sizes
 from repeatlab.report.model import Section, Table, format_epochs, format_fraction
 
 KEY, TITLE = "paired-by-seed", "Repeated runs against both controls, seed by seed"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from repeatlab.report.analysis import Analysis
-from repeatlab.report.effective import ControlCurve
+from repeatlab.laws.effective import MIN_POWER_FIT_SIZES, ControlCurve
 from repeatlab.report.model import Section, Table, format_count, format_epochs
 from repeatlab.report.plotting import encode, grid_shape, new_figure, plain_log_axis, size_colors, style
 
@@ -45,13 +45,8 @@ def scaling_section(an: Analysis) -> Section:
                                rows=((f"{law.E:.4g}", f"{law.n_c:.4g}", f"{law.alpha:.4g}", f"{fit.r_squared:.4f}",
                                       str(fit.n_points), str(len(fit.minima))),)))
     else:
-        note = f"a power law needs control runs of at least 4 sizes (found {len(params)})"
-        methods = set(an.repeated.get("method_test", pd.Series(dtype=object)))
-        if "interpolation" in methods:
-            note += "; effective sizes interpolate between the controls instead"
-        elif "results column" in methods:
-            note += "; effective sizes are the sweep's own (results.parquet n_eff)"
-        notes.append(note)
+        notes.append(f"a power law needs control runs of at least {MIN_POWER_FIT_SIZES} sizes (found {len(params)}); "
+                     f"effective sizes interpolate between the controls instead")
         bottom.text(0.5, 0.5, "no fit: too few sizes", ha="center", va="center", transform=bottom.transAxes, fontsize=8)
     top.set_xscale("log")
     plain_log_axis(top)
