@@ -31,6 +31,7 @@ from repeatlab.laws.forms import (
     DataConstrainedLaw,
     PowerLaw,
 )
+from repeatlab.laws.identify import IdentifyConfig
 from repeatlab.laws.optim import OptimizerConfig
 from repeatlab.laws.planner import (
     Allocation,
@@ -42,7 +43,16 @@ from repeatlab.laws.planner import (
     plan_repeats,
 )
 from repeatlab.laws.region import HERNANDEZ_2022, BoundaryLaw, PoorRegion, PoorRegionFit, SizeBand, find_poor_region
-from repeatlab.laws.results import BootstrapSummary, FitError, Interval, LawFit, LocalMinimum
+from repeatlab.laws.results import (
+    BootstrapSummary,
+    ConstantProfile,
+    DroppedRun,
+    FitError,
+    Identification,
+    Interval,
+    LawFit,
+    LocalMinimum,
+)
 from repeatlab.laws.table import RunsLike, RunTable, load_runs
 
 __all__ = [
@@ -63,10 +73,14 @@ __all__ = [
     "BoundaryLaw",
     "ChinchillaLaw",
     "ComputePlan",
+    "ConstantProfile",
     "DataConstrainedLaw",
+    "DroppedRun",
     "EffectiveSize",
     "FitConfig",
     "FitError",
+    "Identification",
+    "IdentifyConfig",
     "Interval",
     "LawFit",
     "LocalMinimum",
