@@ -41,7 +41,10 @@ POWER_GRID: StartGrid = {k: HOFFMANN_GRID[k] for k in ("a", "e", "alpha")}
 
 DATABLATIONS_DECAY_GRID: StartGrid = {"r_d_star": (20 / 3, 40 / 3, 20.0), "r_n_star": (20 / 3, 40 / 3, 20.0)}
 """The datablations notebook's grid, ``numpy.linspace(0, 20, 4)`` for both constants, without the 0 (the form is
-0/0 there; the notebook's runs from it were NaN)."""
+0/0 there; the notebook's runs from it were NaN). Run to convergence, 8 of its 9 starts end in the published basin
+(R_D* 15.4, R_N* 5.3) and one, (20, 6.67), in a lower one (47.0, 2.33); the notebook's float32 torch L-BFGS stopped
+that start after 55 iterations at (19.6, 3.3), short of any minimum, so its lowest was the published point
+(``tests/laws/data/datablations_reference_fit.py`` reruns it; docs/laws.md)."""
 
 DECAY_GRID: StartGrid = {
     "r_d_star": (1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0),

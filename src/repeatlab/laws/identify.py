@@ -108,7 +108,13 @@ def identify_law(
             # A well-determined constant: zoom in on its region so its edges are resolved.
             low, high = values[inside.min() - 1], values[inside.max() + 1]
         profiles.append(_judge(constant, best_value, values, objectives, threshold, rise, config.span))
-    return Identification(level=config.level, tolerance=rise, basins=tuple(basins), profiles=tuple(profiles))
+    return Identification(
+        level=config.level,
+        tolerance=rise,
+        basins=tuple(basins),
+        profiles=tuple(profiles),
+        lowest_profiled=min(min(profile.objectives) for profile in profiles),
+    )
 
 
 def _profile(

@@ -100,6 +100,8 @@ class Identification(Generic[LawT]):
     """Every distinct local minimum within the tolerance of the best, best first."""
     profiles: tuple[ConstantProfile, ...]
     """One per fitted constant."""
+    lowest_profiled: float
+    """The lowest objective any profile reached: below the fit's when its grid of starts missed a deeper basin."""
 
 
 @dataclass(frozen=True, kw_only=True)
