@@ -72,7 +72,9 @@ def test_every_basin_is_lower_than_the_published_point_on_the_notebooks_own_loss
     fit = fit_data_constrained(datablations_runs)  # the wide grid reaches all three basins
     at_published = _notebook_loss(datablations_runs, PUBLISHED["r_d_star"], PUBLISHED["r_n_star"])
     assert at_published == pytest.approx(0.0158259, abs=1e-7)
-    found = {round(m.law.r_d_star): _notebook_loss(datablations_runs, m.law.r_d_star, m.law.r_n_star) for m in fit.minima}
+    found = {
+        round(m.law.r_d_star): _notebook_loss(datablations_runs, m.law.r_d_star, m.law.r_n_star) for m in fit.minima
+    }
     assert found[95] == pytest.approx(0.0158047, abs=1e-7) and found[47] == pytest.approx(0.0158074, abs=1e-7)
     assert found[95] == pytest.approx(fit.objective, rel=1e-9)  # and the fitter's objective is that loss
 
