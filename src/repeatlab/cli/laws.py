@@ -31,6 +31,7 @@ from repeatlab.laws import (
     fit_power_law,
     load_runs,
 )
+from repeatlab.laws.identify import tolerance
 
 app = typer.Typer(help="Fit scaling laws to runs and predict losses.", no_args_is_help=True)
 
@@ -117,7 +118,7 @@ def fit(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
-    _print_fit(result)
+    _print_fit(result, huber_delta=huber_delta)
 
 
 @app.command()
@@ -179,7 +180,7 @@ def _constants(law: PowerLaw | ChinchillaLaw | DataConstrainedLaw) -> dict[str, 
     return {**base, **values}
 
 
-def _print_fit(result: LawFit[Any]) -> None:
+def _print_fit(result: LawFit[Any], *, huber_delta: float) -> None:
     table = Table(title=f"{result.form} fit", title_justify="left")
     table.add_column("constant", style="bold")
     table.add_column("value", justify="right")
@@ -204,6 +205,7 @@ def _print_fit(result: LawFit[Any]) -> None:
         f"objective {result.objective:.6g}   R^2 {result.r_squared:.4f}   runs {result.n_points}   "
         f"starts {result.n_converged}/{result.n_starts} converged   distinct minima {len(result.minima)}"
     )
+    close = tolerance(result.objective, result.n_points, delta=huber_delta, level=IdentifyConfig().level)
     if len(result.minima) > 1:
         minima = Table(title="local minima (best first)", title_justify="left")
         for name in ("objective", "R^2", "starts", "constants"):
@@ -215,11 +217,11 @@ def _print_fit(result: LawFit[Any]) -> None:
         if len(result.minima) > 10:
             console.print(f"... and {len(result.minima) - 10} more (see --json)")
         modal = result.most_reached
-        if modal is not result.minima[0]:
+        if modal is not result.minima[0] and modal.objective <= result.objective * (1 + close):
             console.print(
                 f"Most starts ({modal.n_starts} of {result.n_converged}) end in the basin at {_shown(modal.law)}, "
-                f"objective {modal.objective / result.objective - 1:.3%} above the best: an optimiser that stops "
-                "its starts early reports that one.",
+                f"objective {modal.objective / result.objective - 1:.3%} above the best: as good on these data, and "
+                "the one a fit that stops its starts early is likely to report.",
                 highlight=False,
             )
     if result.identification is not None:
