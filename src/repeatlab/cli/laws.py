@@ -262,9 +262,9 @@ def _print_identification(result: LawFit[Any]) -> None:
     console.print(basins)
     for profile in found.profiles:
         console.print(profile.verdict, highlight=False)
-    if found.lowest_profiled < result.objective * (1 - 1e-9):
+    if found.went_lower:
         console.print(
             f"The profiles reached an objective of {found.lowest_profiled:.8g}, below the fit's: its grid of starts "
-            "missed a deeper basin (the default grid, without --grid, is wider).",
+            "missed a deeper basin, and a wider grid would fit better.",
             highlight=False,
         )

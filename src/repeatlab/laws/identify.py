@@ -39,6 +39,9 @@ _CONSTANTS = {
 _ZOOMS = 4  # times a profile may zoom in on a narrow region
 _MIN_INSIDE = 7  # profile points within tolerance that resolve a region well enough
 _CONTINUATION_PASSES = 5
+LOWER_RTOL = 1e-5
+"""A profile that goes below the fit by more than this share of its objective found a basin the grid missed; less
+is the last digits of convergence along a flat direction."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,8 +97,9 @@ def identify_law(
         low, high = best_value / config.span, best_value * config.span
         values, objectives = np.empty(0), np.empty(0)
         for _ in range(_ZOOMS):
-            grid = np.geomspace(low, high, config.n_points)
-            if not values.size:  # the first grid is centred on the best value, exactly
+            if values.size:  # between two points already profiled, which are not repeated
+                grid = np.geomspace(low, high, config.n_points + 2)[1:-1]
+            else:  # centred on the best value, exactly
                 grid = best_value * config.span ** np.linspace(-1, 1, config.n_points)
             fixed = np.log(grid) if logged else grid
             values = np.concatenate([values, grid])
@@ -108,12 +112,14 @@ def identify_law(
             # A well-determined constant: zoom in on its region so its edges are resolved.
             low, high = values[inside.min() - 1], values[inside.max() + 1]
         profiles.append(_judge(constant, best_value, values, objectives, threshold, rise, config.span))
+    lowest = min(min(profile.objectives) for profile in profiles)
     return Identification(
         level=config.level,
         tolerance=rise,
         basins=tuple(basins),
         profiles=tuple(profiles),
-        lowest_profiled=min(min(profile.objectives) for profile in profiles),
+        lowest_profiled=lowest,
+        went_lower=lowest < best.objective * (1 - LOWER_RTOL),
     )
 
 

@@ -101,7 +101,10 @@ class Identification(Generic[LawT]):
     profiles: tuple[ConstantProfile, ...]
     """One per fitted constant."""
     lowest_profiled: float
-    """The lowest objective any profile reached: below the fit's when its grid of starts missed a deeper basin."""
+    """The lowest objective any profile reached (never above the fit's: the best value is on every profile)."""
+    went_lower: bool
+    """Whether a profile went clearly below the fit (by more than ``repeatlab.laws.identify.LOWER_RTOL``): the
+    grid of starts missed a deeper basin, and a wider grid would find a better fit."""
 
 
 @dataclass(frozen=True, kw_only=True)
