@@ -2,9 +2,11 @@
 
 numpy/scipy only. Typical use::
 
-    from repeatlab.laws import load_runs, fit_chinchilla, BootstrapConfig
+    from repeatlab.laws import load_runs, fit_chinchilla, BootstrapConfig, FitConfig, IdentifyConfig
     fit = fit_chinchilla(load_runs("runs.csv"), bootstrap=BootstrapConfig(n_resamples=1000))
     fit.law.compute_optimal(1e21), fit.bootstrap.intervals["alpha"], fit.minima
+    fit = fit_chinchilla(runs, config=FitConfig(drop_highest_loss=5), identify=IdentifyConfig())
+    fit.dropped, [profile.verdict for profile in fit.identification.profiles]
 """
 
 from repeatlab.laws.bootstrap import BootstrapConfig

@@ -22,20 +22,10 @@ import numpy as np
 from scipy.stats import chi2
 
 from repeatlab.laws.forms import FloatArray
-from repeatlab.laws.objective import LogLossModel, huber_objective
+from repeatlab.laws.objective import FITTED_CONSTANTS, LogLossModel, huber_objective
 from repeatlab.laws.optim import BatchObjective, OptimizerConfig, minimize_batch
 from repeatlab.laws.results import ConstantProfile, Identification, LawT, LocalMinimum
 
-# Fitted parameter -> (the law's constant, whether the parameter is the constant's log).
-_CONSTANTS = {
-    "a": ("A", True),
-    "b": ("B", True),
-    "e": ("E", True),
-    "alpha": ("alpha", False),
-    "beta": ("beta", False),
-    "r_d_star": ("r_d_star", False),
-    "r_n_star": ("r_n_star", False),
-}
 _ZOOMS = 4  # times a profile may zoom in on a narrow region
 _MIN_INSIDE = 7  # profile points within tolerance that resolve a region well enough
 _CONTINUATION_PASSES = 5
@@ -92,7 +82,7 @@ def identify_law(
     full = huber_objective(model, log_loss, delta=delta)
     profiles = []
     for index, name in enumerate(model.names):
-        constant, logged = _CONSTANTS[name]
+        constant, logged = FITTED_CONSTANTS[name]
         best_value = float(np.exp(best_theta[index]) if logged else best_theta[index])
         low, high = best_value / config.span, best_value * config.span
         values, objectives = np.empty(0), np.empty(0)
