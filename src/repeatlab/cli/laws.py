@@ -253,6 +253,8 @@ def _print_identification(result: LawFit[Any]) -> None:
             "yes" if profile.identified else "NO",
         )
     console.print(table)
+    if boot is None:
+        console.print("(--bootstrap N adds each constant's bootstrap interval)")
     basins = Table(title=f"{len(found.basins)} basin(s) within tolerance of the best", title_justify="left")
     for name in ("objective", "above best", "starts", "constants"):
         basins.add_column(name)
