@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from repeatlab.cli import laws
-from repeatlab.laws import BESIROGLU_2024_REPLICATE_EXACTLY, FitConfig, PowerLaw, fit_power_law, load_runs
+from repeatlab.laws import BESIROGLU_2024_REPLICATE_EXACTLY, FitConfig, FitError, PowerLaw, fit_power_law, load_runs
 
 DATA = Path(__file__).parent / "data"
 runner = CliRunner()
@@ -86,3 +86,6 @@ def test_power_fit_reports_rows_of_the_input_table_not_of_its_controls() -> None
     fit = fit_power_law(frame, config=FitConfig(drop_highest_loss=1))
     assert [(run.row, run.loss) for run in fit.dropped] == [(1, 3.5)]  # row 0 is a repeated run, never fitted
     assert fit.n_points == 4
+    frame["copying"] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    with pytest.raises(FitError, match="drops by the loss column"):
+        fit_power_law(frame, metric="copying", config=FitConfig(drop_highest_loss=1))

@@ -105,6 +105,8 @@ def fit_power_law(
             models trained on fresh data, and the degraded runs are what it is later compared with.
     """
     table = as_run_table(runs)
+    if metric != "loss" and config is not None and config.drop_highest_loss:
+        raise FitError(f"drop_highest_loss drops by the loss column; it cannot be combined with metric={metric!r}")
     rows = np.arange(len(table))
     if controls_only:
         rows = np.flatnonzero(table.control_mask())
