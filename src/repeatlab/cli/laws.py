@@ -23,6 +23,7 @@ from repeatlab.laws import (
     ChinchillaLaw,
     DataConstrainedLaw,
     FitConfig,
+    Identification,
     IdentifyConfig,
     LawFit,
     PowerLaw,
@@ -225,7 +226,7 @@ def _print_fit(result: LawFit[Any], *, huber_delta: float) -> None:
                 highlight=False,
             )
     if result.identification is not None:
-        _print_identification(result)
+        _print_identification(result, result.identification)
 
 
 def _shown(law: PowerLaw | ChinchillaLaw | DataConstrainedLaw) -> str:
@@ -233,8 +234,7 @@ def _shown(law: PowerLaw | ChinchillaLaw | DataConstrainedLaw) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in to_dict(law).items() if k != "base")
 
 
-def _print_identification(result: LawFit[Any]) -> None:
-    found = result.identification
+def _print_identification(result: LawFit[Any], found: Identification[Any]) -> None:
     boot = result.bootstrap
     table = Table(
         title=f"how well the data determine each constant (tolerance {found.tolerance:.2%} of the objective, "
