@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from repeatlab.laws import RunTable, load_runs
+from repeatlab.laws import (
+    BootstrapConfig,
+    ChinchillaLaw,
+    FitConfig,
+    IdentifyConfig,
+    LawFit,
+    RunTable,
+    fit_chinchilla,
+    load_runs,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -18,11 +26,23 @@ def datablations_runs() -> RunTable:
     return load_runs(DATA / "datablations_c4_runs.csv", columns={"val_loss": "loss"})
 
 
+CHINCHILLA_COLUMNS = {"Model Size": "params", "Training FLOP": "flops"}
+"""The digitised table's column names, renamed to repeatlab's (D is then C / 6N)."""
+
+
 @pytest.fixture(scope="session")
 def chinchilla_points() -> RunTable:
-    """Hoffmann et al.'s Figure 4 points as Besiroglu et al. digitised them, less the 5 of highest loss (240)."""
-    frame = pd.read_csv(DATA / "chinchilla_fig4_svg_points.csv")
-    frame = frame.nsmallest(len(frame) - 5, "loss")
-    return load_runs(
-        pd.DataFrame({"params": frame["Model Size"], "flops": frame["Training FLOP"], "loss": frame["loss"]})
+    """Hoffmann et al.'s Figure 4 points as Besiroglu et al. digitised them, all 245 (their fits drop 5)."""
+    return load_runs(DATA / "chinchilla_fig4_svg_points.csv", columns=CHINCHILLA_COLUMNS)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_points: RunTable) -> LawFit[ChinchillaLaw]:
+    """Hoffmann et al.'s 4,500-start grid on the 240 points Epoch's rule keeps, with 1,000 seeded bootstrap refits
+    and the identification (profiles of every constant)."""
+    return fit_chinchilla(
+        chinchilla_points,
+        config=FitConfig(drop_highest_loss=5),
+        bootstrap=BootstrapConfig(n_resamples=1000, seed=0),
+        identify=IdentifyConfig(),
     )

@@ -9,20 +9,12 @@ from repeatlab.laws import (
     BESIROGLU_2024_REPLICATE_EXACTLY,
     DATABLATIONS_C4,
     DATABLATIONS_DECAY_GRID,
-    BootstrapConfig,
     LawFit,
     RunTable,
-    fit_chinchilla,
     fit_data_constrained,
 )
 
 PUBLISHED_R_D, PUBLISHED_R_N = 15.387756, 5.309743
-
-
-@pytest.fixture(scope="module")
-def chinchilla_fit(chinchilla_points: RunTable) -> LawFit:
-    """Hoffmann et al.'s 4,500-start grid on the 240 points, with 1,000 seeded bootstrap refits."""
-    return fit_chinchilla(chinchilla_points, bootstrap=BootstrapConfig(n_resamples=1000, seed=0))
 
 
 def test_datablations_table_is_the_published_one(datablations_runs: RunTable) -> None:

@@ -7,6 +7,7 @@ heads these are.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from repeatlab.probes import (
@@ -87,3 +88,14 @@ def test_ablation_hooks_are_removed(handmade) -> None:  # noqa: ANN001
     after = attention_scores(handmade.model, tokens, ["induction"])["induction"]
     assert during[handmade.induction_head] < 0.5  # without the previous-token head, no induction
     torch.testing.assert_close(before, after)
+
+
+def test_all_queries_average_is_targeted_times_the_targeted_share(handmade) -> None:  # noqa: ANN001
+    """TransformerLens's normalisation (every query) against repeatlab's (queries with a target), exactly."""
+    rows = random_rows(handmade, 6, 15, 2, seed=3)  # [6, 31]: previous token targets 30 of 31, induction 15
+    for name, n_targeted in (("induction", 15), ("previous_token", 30)):
+        targeted = attention_scores(handmade.model, rows, [name], batch_size=4)[name]
+        every = attention_scores(handmade.model, rows, [name], batch_size=4, queries="all")[name]
+        torch.testing.assert_close(every, targeted * n_targeted / rows.shape[1], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="queries must be one of targeted, all"):
+        attention_scores(handmade.model, rows, ["induction"], queries="some")  # type: ignore[arg-type]

@@ -2,9 +2,11 @@
 
 numpy/scipy only. Typical use::
 
-    from repeatlab.laws import load_runs, fit_chinchilla, BootstrapConfig
+    from repeatlab.laws import load_runs, fit_chinchilla, BootstrapConfig, FitConfig, IdentifyConfig
     fit = fit_chinchilla(load_runs("runs.csv"), bootstrap=BootstrapConfig(n_resamples=1000))
     fit.law.compute_optimal(1e21), fit.bootstrap.intervals["alpha"], fit.minima
+    fit = fit_chinchilla(runs, config=FitConfig(drop_highest_loss=5), identify=IdentifyConfig())
+    fit.dropped, [profile.verdict for profile in fit.identification.profiles]
 """
 
 from repeatlab.laws.bootstrap import BootstrapConfig
@@ -39,6 +41,7 @@ from repeatlab.laws.forms import (
     DataConstrainedLaw,
     PowerLaw,
 )
+from repeatlab.laws.identify import IdentifyConfig
 from repeatlab.laws.optim import OptimizerConfig
 from repeatlab.laws.planner import (
     Allocation,
@@ -50,7 +53,16 @@ from repeatlab.laws.planner import (
     plan_repeats,
 )
 from repeatlab.laws.region import HERNANDEZ_2022, BoundaryLaw, PoorRegion, PoorRegionFit, SizeBand, find_poor_region
-from repeatlab.laws.results import BootstrapSummary, FitError, Interval, LawFit, LocalMinimum
+from repeatlab.laws.results import (
+    BootstrapSummary,
+    ConstantProfile,
+    DroppedRun,
+    FitError,
+    Identification,
+    Interval,
+    LawFit,
+    LocalMinimum,
+)
 from repeatlab.laws.table import RunsLike, RunTable, load_runs
 
 __all__ = [
@@ -71,11 +83,15 @@ __all__ = [
     "BoundaryLaw",
     "ChinchillaLaw",
     "ComputePlan",
+    "ConstantProfile",
     "ControlCurve",
     "DataConstrainedLaw",
+    "DroppedRun",
     "EffectiveSize",
     "FitConfig",
     "FitError",
+    "Identification",
+    "IdentifyConfig",
     "Interval",
     "LawFit",
     "LocalMinimum",

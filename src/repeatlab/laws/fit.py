@@ -17,10 +17,11 @@ import numpy as np
 
 from repeatlab.laws.bootstrap import BootstrapConfig, bootstrap_law
 from repeatlab.laws.forms import DATABLATIONS_C4_BASE, ChinchillaLaw, DataConstrainedLaw, FloatArray, PowerLaw
+from repeatlab.laws.identify import IdentifyConfig, identify_law
 from repeatlab.laws.objective import ChinchillaModel, DataConstrainedModel, LogLossModel, PowerModel, huber_objective
 from repeatlab.laws.optim import OptimizerConfig, minimize_batch
-from repeatlab.laws.results import FitError, Form, LawFit, LawT, LocalMinimum
-from repeatlab.laws.table import RunsLike, as_run_table
+from repeatlab.laws.results import DroppedRun, FitError, Form, LawFit, LawT, LocalMinimum
+from repeatlab.laws.table import RunsLike, RunTable, as_run_table
 
 StartGrid = Mapping[str, Sequence[float]]
 """Starting values for each fitted parameter, by name; the starts are their Cartesian product. Parameters are
@@ -40,7 +41,10 @@ POWER_GRID: StartGrid = {k: HOFFMANN_GRID[k] for k in ("a", "e", "alpha")}
 
 DATABLATIONS_DECAY_GRID: StartGrid = {"r_d_star": (20 / 3, 40 / 3, 20.0), "r_n_star": (20 / 3, 40 / 3, 20.0)}
 """The datablations notebook's grid, ``numpy.linspace(0, 20, 4)`` for both constants, without the 0 (the form is
-0/0 there; the notebook's runs from it were NaN)."""
+0/0 there; the notebook's runs from it were NaN). Run to convergence, 8 of its 9 starts end in the published basin
+(R_D* 15.4, R_N* 5.3) and one, (20, 6.67), in a lower one (47.0, 2.33); the notebook's float32 torch L-BFGS stopped
+that start after 55 iterations at (19.6, 3.3), short of any minimum, so its lowest was the published point
+(``tests/laws/data/datablations_reference_fit.py`` reruns it; docs/laws.md)."""
 
 DECAY_GRID: StartGrid = {
     "r_d_star": (1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
@@ -70,8 +74,15 @@ class FitConfig:
     """Stopping rules of the batched L-BFGS-B."""
     minima_tol: float = 1e-4
     """Two endpoints belong to one minimum when their predicted log losses differ by at most this on every run."""
+    drop_highest_loss: int = 0
+    """Leave out the runs with this many highest losses before fitting (``RunTable.highest_loss_mask``): Besiroglu
+    et al. 2024 drop 5 of the 245 Chinchilla points this way. The fit reports which runs went (``LawFit.dropped``)."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.drop_highest_loss, int) or self.drop_highest_loss < 0:
+            raise ValueError(
+                f"FitConfig.drop_highest_loss must be a non-negative integer, got {self.drop_highest_loss!r}"
+            )
         if not (np.isfinite(self.huber_delta) and self.huber_delta > 0):
             raise ValueError(f"FitConfig.huber_delta must be positive, got {self.huber_delta!r}")
         if not (np.isfinite(self.minima_tol) and self.minima_tol > 0):
@@ -94,8 +105,13 @@ def fit_power_law(
             models trained on fresh data, and the degraded runs are what it is later compared with.
     """
     table = as_run_table(runs)
+    if metric != "loss" and config is not None and config.drop_highest_loss:
+        raise FitError(f"drop_highest_loss drops by the loss column; it cannot be combined with metric={metric!r}")
+    rows = np.arange(len(table))
     if controls_only:
+        rows = np.flatnonzero(table.control_mask())
         table = table.controls()
+    table, dropped = _drop_outliers(table, rows, config)
     values = table.column(metric)
     if np.any(~np.isfinite(values)) or np.any(values <= 0):
         raise FitError(f"{metric} must be positive and finite on every run fitted")
@@ -104,7 +120,7 @@ def fit_power_law(
     def predict(law: PowerLaw) -> FloatArray:
         return law.loss(table.params)
 
-    return _fit("power", model, values, predict, grid, config, bootstrap, _power_values)
+    return _fit("power", model, values, predict, grid, config, bootstrap, _power_values, dropped, None)
 
 
 def fit_chinchilla(
@@ -113,16 +129,22 @@ def fit_chinchilla(
     grid: StartGrid = HOFFMANN_GRID,
     config: FitConfig | None = None,
     bootstrap: BootstrapConfig | None = None,
+    identify: IdentifyConfig | None = None,
 ) -> LawFit[ChinchillaLaw]:
-    """Fit L(N, D) = E + A / N^alpha + B / D^beta (Approach 3) to runs with ``params``, ``tokens``, ``loss``."""
-    table = as_run_table(runs)
+    """Fit L(N, D) = E + A / N^alpha + B / D^beta (Approach 3) to runs with ``params``, ``tokens``, ``loss``.
+
+    Args:
+        identify: also profile each constant and say how well the data determine it (``LawFit.identification``).
+    """
+    table, dropped = _drop_outliers(as_run_table(runs), None, config)
     tokens = table.column("tokens")
     model = ChinchillaModel(np.log(table.params), np.log(tokens))
 
     def predict(law: ChinchillaLaw) -> FloatArray:
         return law.loss(table.params, tokens)
 
-    return _fit("chinchilla", model, table.loss, predict, grid, config, bootstrap, _chinchilla_values)
+    values = _chinchilla_values
+    return _fit("chinchilla", model, table.loss, predict, grid, config, bootstrap, values, dropped, identify)
 
 
 def fit_data_constrained(
@@ -132,6 +154,7 @@ def fit_data_constrained(
     grid: StartGrid | None = None,
     config: FitConfig | None = None,
     bootstrap: BootstrapConfig | None = None,
+    identify: IdentifyConfig | None = None,
 ) -> LawFit[DataConstrainedLaw]:
     """Fit Muennighoff et al.'s data-constrained law to runs with ``params``, ``tokens``, ``unique_tokens``, ``loss``.
 
@@ -139,8 +162,9 @@ def fit_data_constrained(
         base: the single-epoch coefficients to hold fixed while R_D* and R_N* are fitted (the published recipe);
             ``None`` fits all seven constants.
         grid: starts; by default ``DECAY_GRID``, or ``DATA_CONSTRAINED_FULL_GRID`` when ``base`` is None.
+        identify: also profile each fitted constant and say how well the data determine it.
     """
-    table = as_run_table(runs)
+    table, dropped = _drop_outliers(as_run_table(runs), None, config)
     tokens, unique = table.column("tokens"), table.column("unique_tokens")
     model = DataConstrainedModel(np.log(table.params), np.log(unique), np.maximum(tokens / unique - 1, 0), base)
     grid = grid if grid is not None else (DECAY_GRID if base is not None else DATA_CONSTRAINED_FULL_GRID)
@@ -152,7 +176,7 @@ def fit_data_constrained(
         fitted = {"r_d_star": law.r_d_star, "r_n_star": law.r_n_star}
         return fitted if base is not None else {**_chinchilla_values(law.base), **fitted}
 
-    return _fit("data-constrained", model, table.loss, predict, grid, config, bootstrap, values)
+    return _fit("data-constrained", model, table.loss, predict, grid, config, bootstrap, values, dropped, identify)
 
 
 def grid_points(grid: StartGrid, names: Sequence[str]) -> FloatArray:
@@ -165,6 +189,22 @@ def grid_points(grid: StartGrid, names: Sequence[str]) -> FloatArray:
     return np.array(list(itertools.product(*(grid[name] for name in names))), dtype=np.float64)
 
 
+def _drop_outliers(
+    table: RunTable, rows: np.ndarray | None, config: FitConfig | None
+) -> tuple[RunTable, tuple[DroppedRun, ...]]:
+    """Apply ``config.drop_highest_loss``; ``rows`` are the table's rows in the caller's input (None: 0..n-1)."""
+    count = (config or FitConfig()).drop_highest_loss
+    if count == 0:
+        return table, ()
+    drop = table.highest_loss_mask(count)
+    rows = np.arange(len(table)) if rows is None else rows
+    dropped = tuple(
+        DroppedRun(row=int(rows[i]), params=float(table.params[i]), loss=float(table.loss[i]))
+        for i in np.flatnonzero(drop)
+    )
+    return table.select(~drop), dropped
+
+
 def _fit(
     form: Form,
     model: LogLossModel[LawT],
@@ -174,6 +214,8 @@ def _fit(
     config: FitConfig | None,
     bootstrap: BootstrapConfig | None,
     values: Callable[[LawT], dict[str, float]],
+    dropped: tuple[DroppedRun, ...],
+    identify: IdentifyConfig | None,
 ) -> LawFit[LawT]:
     config = config or FitConfig()
     n_free = len(model.names)
@@ -206,6 +248,11 @@ def _fit(
             config=bootstrap,
             values=values,
         )
+    identification = None
+    if identify is not None:
+        identification = identify_law(
+            model, log_loss, minima, delta=config.huber_delta, optimizer=config.optimizer, config=identify
+        )
     return LawFit(
         form=form,
         law=best.law,
@@ -215,7 +262,9 @@ def _fit(
         n_starts=len(starts),
         n_converged=int(ok.sum()),
         minima=tuple(minimum for minimum, _ in minima),
+        dropped=dropped,
         bootstrap=summary,
+        identification=identification,
     )
 
 

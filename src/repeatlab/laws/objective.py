@@ -115,6 +115,19 @@ class ChinchillaModel:
         return chinchilla_from_theta(theta)
 
 
+FITTED_CONSTANTS: dict[str, tuple[str, bool]] = {
+    "a": ("A", True),
+    "b": ("B", True),
+    "e": ("E", True),
+    "alpha": ("alpha", False),
+    "beta": ("beta", False),
+    "r_d_star": ("r_d_star", False),
+    "r_n_star": ("r_n_star", False),
+}
+"""Fitted parameter of the Chinchilla and data-constrained models -> (the law's constant, whether the parameter is
+that constant's log)."""
+
+
 def chinchilla_from_theta(theta: FloatArray) -> ChinchillaLaw:
     a, b, e, alpha, beta = (float(v) for v in theta)
     return ChinchillaLaw(A=float(np.exp(a)), B=float(np.exp(b)), E=float(np.exp(e)), alpha=alpha, beta=beta)

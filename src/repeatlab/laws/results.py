@@ -1,4 +1,5 @@
-"""What a fit returns: the best law, every distinct local minimum, the fit's quality and bootstrap intervals.
+"""What a fit returns: the best law, every distinct local minimum, the fit's quality, bootstrap intervals and
+how well each constant is determined.
 
 These are plain frozen dataclasses so a fit can be printed, compared in a test and written to JSON with
 ``to_dict`` (and read back with ``repeatlab.config.from_dict``).
@@ -66,6 +67,59 @@ class BootstrapSummary:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConstantProfile:
+    """The objective profiled over one constant, and what it says about that constant."""
+
+    constant: str
+    """The law's field name (A, B, E, alpha, beta, r_d_star, r_n_star)."""
+    best: float
+    """Its value in the best fit."""
+    values: tuple[float, ...]
+    """Values it was held at (log-spaced around ``best``, which is among them)."""
+    objectives: tuple[float, ...]
+    """The objective minimised over every other fitted parameter, at each of ``values``."""
+    low: float
+    """Smallest profiled value whose objective is within the tolerance of the best."""
+    high: float
+    """Largest such value."""
+    identified: bool
+    """Whether that region closes inside the profiled range; if not, the data do not bound the constant."""
+    verdict: str
+    """The finding in one plain sentence."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Identification(Generic[LawT]):
+    """How well a fit is determined (``repeatlab.laws.identify``)."""
+
+    level: float
+    """Likelihood-ratio level that sets ``tolerance``."""
+    tolerance: float
+    """Relative rise of the objective below which two fits are indistinguishable on these data."""
+    basins: tuple[LocalMinimum[LawT], ...]
+    """Every distinct local minimum within the tolerance of the best, best first."""
+    profiles: tuple[ConstantProfile, ...]
+    """One per fitted constant."""
+    lowest_profiled: float
+    """The lowest objective any profile reached (never above the fit's: the best value is on every profile)."""
+    went_lower: bool
+    """Whether a profile went clearly below the fit (by more than ``repeatlab.laws.identify.LOWER_RTOL``): the
+    grid of starts missed a deeper basin, and a wider grid would find a better fit."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DroppedRun:
+    """A run an outlier rule left out of the fit."""
+
+    row: int
+    """Its row in the table given to the fit (0-based)."""
+    params: float
+    """N."""
+    loss: float
+    """Its loss."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class LawFit(JsonResult, Generic[LawT]):
     """The result of fitting one functional form to a table of runs."""
 
@@ -85,5 +139,14 @@ class LawFit(JsonResult, Generic[LawT]):
     """Starts whose optimisation converged."""
     minima: tuple[LocalMinimum[LawT], ...]
     """Every distinct local minimum found, best first (the first is ``law``)."""
+    dropped: tuple[DroppedRun, ...] = ()
+    """Runs left out before fitting (``FitConfig.drop_highest_loss``), in row order; ``n_points`` excludes them."""
     bootstrap: BootstrapSummary | None = None
     """Bootstrap intervals, when requested."""
+    identification: Identification[LawT] | None = None
+    """Profiles, the basins as good as the best and a verdict per constant, when requested."""
+
+    @property
+    def most_reached(self) -> LocalMinimum[LawT]:
+        """The basin most starts end in: what a fit that stops its starts early tends to report (ties: the lower)."""
+        return max(self.minima, key=lambda minimum: minimum.n_starts)

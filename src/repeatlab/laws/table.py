@@ -91,6 +91,20 @@ class RunTable:
             return self.unique_tokens >= self.tokens
         return np.ones(len(self), dtype=bool)
 
+    def highest_loss_mask(self, count: int) -> np.ndarray:
+        """Rows whose loss is among the ``count`` highest: Besiroglu et al. 2024's outlier rule.
+
+        Their notebook (epoch-research/analyzing-chinchilla, ``data_analysis.ipynb``, ``nr_of_models_excluded = 5``)
+        keeps the rows with ``loss < sorted(loss)[-count]``, so runs tied with the count-th highest go too.
+        """
+        if not isinstance(count, int) or count < 0:
+            raise ValueError(f"the number of highest-loss runs to drop must be a non-negative integer, got {count!r}")
+        if count >= len(self):
+            raise ValueError(f"cannot drop the {count} highest-loss runs of a table of {len(self)}")
+        if count == 0:
+            return np.zeros(len(self), dtype=bool)
+        return self.loss >= np.sort(self.loss)[-count]
+
     def controls(self) -> RunTable:
         mask = self.control_mask()
         if not mask.any():

@@ -7,7 +7,7 @@ each probe is also a plain function over a model and token tensors (see the modu
 
 from repeatlab.probes.ablation import AblationResult, ablated, head_ablation, mean_head_outputs
 from repeatlab.probes.config import PROBE_NAMES, ProbeConfig, ProbeName
-from repeatlab.probes.heads import Head, attention_scores, ov_copying_scores, top_heads
+from repeatlab.probes.heads import Head, QueryAverage, attention_scores, ov_copying_scores, top_heads
 from repeatlab.probes.icl import (
     CopyingResult,
     IclResult,
@@ -33,6 +33,7 @@ __all__ = [
     "ProbeConfig",
     "ProbeName",
     "ProbeResults",
+    "QueryAverage",
     "ablated",
     "attention_scores",
     "candidate_tokens",

@@ -8,6 +8,7 @@ The hooks only read the pattern; they never modify it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -18,6 +19,12 @@ from repeatlab.probes.patterns import get_pattern
 
 Head = tuple[int, int]
 """A head as ``(layer, head)``."""
+QueryAverage = Literal["targeted", "all"]
+"""Which queries a head's attention-pattern score averages over. ``"targeted"`` (repeatlab's): the queries with at
+least one target, so a perfect head scores 1. ``"all"``: every query, targets or not, as TransformerLens's
+``detect_head`` (``error_measure="mul"``) does, so a perfect head scores ``n_targeted / T``. On sequences that all
+have ``n_targeted`` targeted queries among ``T`` (the probe's repeated random tokens), all = targeted * n_targeted / T;
+induction on a start token plus a span of L repeated twice has n_targeted = L and T = 2L + 1."""
 ZERO_CIRCUIT_RTOL = 1e-10
 """An OV circuit whose eigenvalues sum to less than this share of their bound is zero up to float64 rounding."""
 
@@ -48,22 +55,26 @@ def check_fits(model: GPT, n_tokens: int, probe: str) -> None:
 
 @torch.no_grad()
 def attention_scores(
-    model: GPT, tokens: Tensor, names: Sequence[str], *, batch_size: int = 32
+    model: GPT, tokens: Tensor, names: Sequence[str], *, batch_size: int = 32, queries: QueryAverage = "targeted"
 ) -> dict[str, Tensor]:
     """Score every head against detection patterns: ``{name: [n_layers, n_heads]}`` float32 on CPU.
 
     A head's score for pattern ``name`` is the attention mass each query puts on its targets
     (``patterns.PATTERNS[name](tokens)``), averaged over all queries of all sequences that have at least
     one target. Perfect heads score 1; a head attending uniformly scores roughly ``1 / position``.
+    ``queries="all"`` averages over every query instead, TransformerLens's normalisation (``QueryAverage``).
     """
     if tokens.ndim != 2:
         raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+    if queries not in get_args(QueryAverage):
+        raise ValueError(f"queries must be one of {', '.join(get_args(QueryAverage))}, got {queries!r}")
     check_fits(model, tokens.shape[1], "attention-pattern")
     functions = {name: get_pattern(name) for name in names}
     n_layer, n_head = model.config.n_layer, model.config.n_head
     device = model_device(model)
     mass = {name: torch.zeros(n_layer, n_head, dtype=torch.float64, device=device) for name in functions}
     n_queries = dict.fromkeys(functions, 0)
+    has_target = dict.fromkeys(functions, False)
     masks: dict[str, Tensor] = {}  # the current batch's float masks [B, Tq, Tk], read by the hooks
 
     def reducer(layer: int) -> HookFn:
@@ -80,11 +91,13 @@ def attention_scores(
             masks.clear()
             for name, fn in functions.items():
                 mask = fn(batch)  # [B, Tq, Tk] bool
-                n_queries[name] += int(mask.any(dim=-1).sum())
+                targeted = int(mask.any(dim=-1).sum())
+                n_queries[name] += targeted if queries == "targeted" else batch.numel()
+                has_target[name] |= targeted > 0
                 masks[name] = mask.float()
             model(batch)
     masks.clear()
-    empty = [name for name, n in n_queries.items() if n == 0]
+    empty = [name for name, found in has_target.items() if not found]
     if empty:
         raise ValueError(f"no query of the given tokens has a {empty[0]!r} target; the score is undefined")
     return {name: (mass[name] / n_queries[name]).float().cpu() for name in functions}
@@ -140,4 +153,13 @@ def top_heads(scores: Tensor, k: int) -> list[Head]:
     return [(i // n_head, i % n_head) for i in order]
 
 
-__all__ = ["Head", "attention_scores", "check_fits", "check_heads", "model_device", "ov_copying_scores", "top_heads"]
+__all__ = [
+    "Head",
+    "QueryAverage",
+    "attention_scores",
+    "check_fits",
+    "check_heads",
+    "model_device",
+    "ov_copying_scores",
+    "top_heads",
+]

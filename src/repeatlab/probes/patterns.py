@@ -8,7 +8,8 @@ The score of a head (``heads.attention_scores``) is the attention mass a query p
 averaged over the queries that have at least one target. That is the mean of Olsson et al.'s
 per-position quantity; TransformerLens's head detector instead divides the masked attention by the
 total attention of *all* queries (targets or not), so its induction score of a perfect induction head
-on a sequence repeated twice is about 0.5 where ours is 1.
+on a sequence repeated twice is about 0.5 where ours is 1 (``attention_scores(..., queries="all")`` gives
+TransformerLens's number; ``heads.QueryAverage`` has the conversion).
 
 Every pattern is causal (``k <= q``): a target the query cannot see would cap the score below 1.
 """
