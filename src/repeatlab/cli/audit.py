@@ -18,6 +18,7 @@ from repeatlab.audit import (
 )
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
+from repeatlab.io import check_output_file
 
 
 @user_errors
@@ -47,8 +48,8 @@ def audit(
         raise ValueError("give both --n-params and --train-tokens for a cost estimate, or neither")
     if boundary is not None and n_params is None:
         raise ValueError("--boundary needs --n-params and --train-tokens")
-    if out is not None and out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'audit.json'}")
+    if out is not None:
+        check_output_file(out, example="audit.json")  # before the (possibly long) audit
     config = AuditConfig(
         tokenizer=tokenizer,
         text_field=text_field,

@@ -20,7 +20,7 @@ from repeatlab.laws.forms import DATABLATIONS_C4_BASE, ChinchillaLaw, DataConstr
 from repeatlab.laws.objective import ChinchillaModel, DataConstrainedModel, LogLossModel, PowerModel, huber_objective
 from repeatlab.laws.optim import OptimizerConfig, minimize_batch
 from repeatlab.laws.results import FitError, Form, LawFit, LawT, LocalMinimum
-from repeatlab.laws.table import RunsLike, as_run_table
+from repeatlab.laws.table import RunsLike, as_run_table, require_spread
 
 StartGrid = Mapping[str, Sequence[float]]
 """Starting values for each fitted parameter, by name; the starts are their Cartesian product. Parameters are
@@ -96,6 +96,7 @@ def fit_power_law(
     table = as_run_table(runs)
     if controls_only:
         table = table.controls()
+    require_spread(table, ("params",), "power")
     values = table.column(metric)
     if np.any(~np.isfinite(values)) or np.any(values <= 0):
         raise FitError(f"{metric} must be positive and finite on every run fitted")
@@ -116,6 +117,7 @@ def fit_chinchilla(
 ) -> LawFit[ChinchillaLaw]:
     """Fit L(N, D) = E + A / N^alpha + B / D^beta (Approach 3) to runs with ``params``, ``tokens``, ``loss``."""
     table = as_run_table(runs)
+    require_spread(table, ("params", "tokens"), "chinchilla")
     tokens = table.column("tokens")
     model = ChinchillaModel(np.log(table.params), np.log(tokens))
 
@@ -141,6 +143,7 @@ def fit_data_constrained(
         grid: starts; by default ``DECAY_GRID``, or ``DATA_CONSTRAINED_FULL_GRID`` when ``base`` is None.
     """
     table = as_run_table(runs)
+    require_spread(table, ("params", "unique_tokens"), "data-constrained")
     tokens, unique = table.column("tokens"), table.column("unique_tokens")
     model = DataConstrainedModel(np.log(table.params), np.log(unique), np.maximum(tokens / unique - 1, 0), base)
     grid = grid if grid is not None else (DECAY_GRID if base is not None else DATA_CONSTRAINED_FULL_GRID)

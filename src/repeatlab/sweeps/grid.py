@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from repeatlab.config import ConfigError, config_hash, from_dict, override, to_dict
+from repeatlab.io import read_utf8
 from repeatlab.data.classification import TASK_KIND
 from repeatlab.data.corpus import is_named_source
 from repeatlab.data.mixture import MixtureKind, MixtureSpec, unique_control_tokens
@@ -282,7 +283,7 @@ def grid_source(name_or_path: str | Path) -> tuple[str, str]:
     """``(label, TOML text)`` of a grid file, or of a shipped preset when no such file exists."""
     path = Path(name_or_path)
     if path.is_file():
-        return str(path), path.read_text(encoding="utf-8")
+        return str(path), read_utf8(path)
     name = str(name_or_path)
     if name in preset_names():
         return f"preset {name}", (resources.files("repeatlab") / "configs" / f"{name}.toml").read_text(encoding="utf-8")
