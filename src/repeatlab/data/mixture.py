@@ -57,6 +57,15 @@ class MixtureSpec:
                 raise ValueError(f"unique_tokens must be positive, got {self.unique_tokens}")
             if self.repeated_fraction > 0:
                 raise ValueError("give either unique_tokens (data-constrained) or repeated_fraction, not both")
+        if self.repeated_epochs != 1 and self.repeated_fraction == 0:
+            # Only a repeated subset is seen E times: silently building a control or a data-constrained mixture
+            # instead would hide the mistake until the results.
+            raise ValueError(
+                f"repeated_epochs = {self.repeated_epochs} needs repeated_fraction > 0 (the share of tokens that are "
+                f"repeats); give repeated_fraction, or leave repeated_epochs at 1"
+                + (" (a data-constrained mixture's epochs are total_tokens / unique_tokens)"
+                   if self.unique_tokens is not None else "")
+            )
 
     @property
     def kind(self) -> MixtureKind:

@@ -31,6 +31,7 @@ from repeatlab.data.prepare import PrepareConfig
 from repeatlab.dynamics.finetune import FinetuneStage
 from repeatlab.models.sizes import SIZES
 from repeatlab.probes.config import ProbeConfig
+from repeatlab.probes.suite import check_lengths
 from repeatlab.sweeps import toml_out
 from repeatlab.train.config import OptimConfig, RunConfig, TrainConfig
 
@@ -130,6 +131,12 @@ class GridConfig:
             if size not in self.sizes:
                 raise ValueError(f"grid.size_overrides: {size!r} is not one of the grid's sizes ({', '.join(self.sizes)})")
             _training_for(self.optim, self.train, updates, where=f"size_overrides.{size}")
+        if self.probes is not None:
+            # Every model of the sweep has the data's context: a probe too long for it would fail after training.
+            try:
+                check_lengths(self.probes, model_context=self.data.context, data_context=self.data.context)
+            except ValueError as exc:
+                raise ValueError(f"grid.probes: {exc} (data.context = {self.data.context})") from None
 
 
 def _is_int(value: object) -> bool:

@@ -63,8 +63,9 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config`` in ``run_dir`` (created, resumed, or returned as is when finished); return the summary.
 
-    ``progress`` receives ``{"event": "start" | "resume" | "eval" | "done", ...}`` dicts (eval events carry
-    the metrics record). ``evaluators`` compute the scores of ``config.train.probe_metrics`` (one per name,
+    ``progress`` receives ``{"event": "start" | "resume" | "skip_checkpoint" | "eval" | "done", ...}`` dicts
+    (eval events carry the metrics record; ``skip_checkpoint`` says why a damaged newest checkpoint was passed over
+    for the one before it). ``evaluators`` compute the scores of ``config.train.probe_metrics`` (one per name,
     merged into each metrics record); ``repeatlab.dynamics.train_with_probes`` builds them. Under ``torchrun``
     every process calls this; only rank 0 writes and reports.
     """
@@ -105,9 +106,9 @@ def _train_locked(
                                     keep=config.train.keep_checkpoints, final_step=n_steps, write=w.is_main)
         metrics = MetricsLog(run_dir, write=w.is_main)
         w.barrier()
-        start = checkpointer.latest()
-        if start is not None:
-            checkpointer.load(start, trainer.states(), device=w.device)
+        start, skipped = checkpointer.load_latest(trainer.states(), device=w.device)
+        for reason in skipped:
+            report({"event": "skip_checkpoint", "reason": reason})
         metrics.truncate_after(start if start is not None else -1)
         w.barrier()
         report({"event": "resume" if start else "start", "step": trainer.step, "n_steps": n_steps,
