@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -170,18 +171,13 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete ``.NAME.*.tmp`` and ``.NAME.old`` beside ``path``: a builder killed mid-way left them (the caller
     holds the output's lock, so no live builder owns them)."""
-    stale = [*path.parent.glob(f".{glob_escape(path.name)}.*.tmp"), path.with_name(f".{path.name}.old")]
+    stale = [*path.parent.glob(f".{glob.escape(path.name)}.*.tmp"), path.with_name(f".{path.name}.old")]
     for leftover in stale:
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
         elif leftover.is_file():
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with the glob metacharacters ``*?[`` matched literally."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 # ----------------------------------------------------------------------------- one writer per output
@@ -194,9 +190,9 @@ class OutputInUseError(OutputError):
     """Another process holds the lock of the output."""
 
 
-_held: dict[str, list[int]] = {}
-"""Lock files this process holds -> [descriptor, depth]: a lock taken again inside its own block (the sweep
-worker holds a run's lock while the trainer takes it too) is re-entered instead of deadlocking on itself."""
+_held: set[str] = set()
+"""Lock files this process holds: a lock taken again inside its own block (the sweep worker holds a run's lock
+while the trainer takes it too) is re-entered instead of refused by itself; the outermost block releases it."""
 
 
 def lock_file_of(output: str | Path) -> Path:
@@ -235,11 +231,7 @@ def file_lock(path: str | Path, *, wait: bool = True, poll_s: float = 0.5) -> It
     """
     path = Path(os.path.realpath(path))
     if str(path) in _held:
-        _held[str(path)][1] += 1
-        try:
-            yield True
-        finally:
-            _held[str(path)][1] -= 1
+        yield True
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -255,11 +247,11 @@ def file_lock(path: str | Path, *, wait: bool = True, poll_s: float = 0.5) -> It
         if acquired:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-            _held[str(path)] = [fd, 1]
+            _held.add(str(path))
         yield acquired
     finally:
         if acquired:
-            del _held[str(path)]
+            _held.discard(str(path))
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # while still locked: a waiter that opened it re-checks with _same_file
         os.close(fd)  # closing the descriptor releases the lock

@@ -105,16 +105,18 @@ def test_output_directories_that_are_not_directories(command: str, data: Path, f
     assert snapshot(tmp_path) == before
 
 
-def test_report_and_audit_refuse_a_directory_for_their_file(data: Path, finished_run: Path, tmp_path: Path) -> None:
+def test_file_outputs_refuse_a_directory_before_the_work(data: Path, finished_run: Path, tmp_path: Path) -> None:
+    table = tmp_path / "runs.csv"
+    table.write_text("params,loss\n1e6,3.9\n1e7,3.1\n1e8,2.6\n1e9,2.3\n", encoding="utf-8")
     before = snapshot(tmp_path)
-    result = cli("report", str(finished_run), "--out", str(tmp_path))
-    assert result.exit_code == 2
-    assert error_lines(result) == [f"error: {tmp_path} is a directory; give a file name such as "
-                                   f"{tmp_path / 'report.html'}"]
-    result = cli("audit", str(data / "corpus"), "--out", str(tmp_path))
-    assert result.exit_code == 2
-    assert error_lines(result) == [f"error: {tmp_path} is a directory; give a file name such as "
-                                   f"{tmp_path / 'audit.json'}"]
+    for command, example in ((["report", str(finished_run)], "report.html"),
+                             (["audit", str(data / "corpus")], "audit.json"),
+                             (["probe", str(finished_run)], "probes.json"),
+                             (["laws", "fit", str(table), "--form", "power"], "fit.json")):
+        result = cli(*command, "--out", str(tmp_path))
+        assert result.exit_code == 2, (command, result.output)
+        assert error_lines(result) == [f"error: {tmp_path} is a directory; give a file name such as "
+                                       f"{tmp_path / example}"], (command, result.output)
     assert snapshot(tmp_path) == before
 
 
