@@ -4,6 +4,7 @@ mixtures, configs, run tables, checkpoints (the newest damaged one is passed ove
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -63,6 +64,43 @@ def test_a_damaged_mixture_is_refused_before_training(damage: str, message: str,
     lines = error_lines(result)
     assert len(lines) == 1 and message in lines[0] and str(mix) in lines[0], lines
     assert snapshot(tmp_path) == before  # no run directory, config or metrics left behind
+
+
+def edit_meta(dataset: Path, **changes: object) -> None:
+    meta = json.loads((dataset / "meta.json").read_text(encoding="utf-8"))
+    meta.update(changes)
+    (dataset / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if v is not None}), encoding="utf-8")
+
+
+DATASET_DAMAGE = {
+    "meta.json without context": (lambda d: edit_meta(d, context=None), "context is None, not a non-negative integer"),
+    "context not a number": (lambda d: edit_meta(d, context="x"), "context is 'x', not a non-negative integer"),
+    "dtype not an integer type": (lambda d: edit_meta(d, dtype="complex128"), "dtype is 'complex128', not an integer"),
+    "sequence count off": (lambda d: edit_meta(d, train={"n_tokens": 100, "n_sequences": 99}),
+                           "train.n_sequences = 99 does not fit 100 tokens at context 16"),
+    "train.bin truncated": (lambda d: (d / "train.bin").write_bytes((d / "train.bin").read_bytes()[:1001]),
+                            "train.bin is missing or has the wrong size"),
+    "test.bin missing": (lambda d: (d / "test.bin").unlink(), "test.bin is missing or has the wrong size"),
+    "meta.json not JSON": (lambda d: (d / "meta.json").write_text("{", encoding="utf-8"), "meta.json is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DATASET_DAMAGE))
+def test_a_damaged_prepared_dataset_is_refused_at_load(damage: str, data: Path, tmp_path: Path) -> None:
+    dataset = tmp_path / "prepared"
+    shutil.copytree(data / "prepared", dataset)
+    change, message = DATASET_DAMAGE[damage]
+    change(dataset)
+    before = snapshot(tmp_path)
+    args = train_args(data, tmp_path / "run")
+    args[args.index("--dataset") + 1] = str(dataset)
+    for command in (args, ["data", "mix", str(dataset), "--total-tokens", "1000", "--out", str(tmp_path / "mix")],
+                    ["data", "show", str(dataset)]):
+        result = cli(*command)
+        assert result.exit_code == 2, (command[:2], result.output)
+        lines = error_lines(result)
+        assert len(lines) == 1 and message in lines[0] and str(dataset) in lines[0], (command[:2], lines)
+    assert snapshot(tmp_path) == before
 
 
 def test_non_utf8_config_and_run_table_name_the_file(data: Path, tmp_path: Path) -> None:

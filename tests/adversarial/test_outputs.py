@@ -5,6 +5,7 @@ system as it was."""
 from __future__ import annotations
 
 import errno
+import shutil
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,14 @@ def test_an_os_error_at_the_cli_is_one_line_and_a_bug_keeps_its_traceback() -> N
                                    "another location")
     bug = CliRunner().invoke(app, ["bug"])
     assert isinstance(bug.exception, OSError) and bug.exception.errno == errno.EBADF
+
+
+def test_a_finished_run_on_read_only_storage_still_reports(data: Path, finished_run: Path, tmp_path: Path,
+                                                           read_only: ReadOnly) -> None:
+    archive = tmp_path / "archive"
+    shutil.copytree(finished_run.parent, archive)
+    before = snapshot(archive)
+    result = read_only.run([archive], *train_args(data, archive / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "done: 60 steps" in result.stdout
+    assert snapshot(archive) == before

@@ -70,6 +70,9 @@ def train(
     every process calls this; only rank 0 writes and reports.
     """
     config, run_dir = config.resolved(), Path(run_dir)
+    if (run_dir / SUMMARY_FILE).is_file():  # finished: nothing is written, so no lock (read-only archives work)
+        check_run_dir(run_dir, config)
+        return read_json(run_dir / SUMMARY_FILE)
     check_output_dir(run_dir)
     # One writer per run directory; under torchrun only rank 0 writes, so only it takes the lock.
     with output_lock(run_dir) if launch_rank() == 0 else contextlib.nullcontext():
@@ -84,7 +87,7 @@ def _train_locked(
     evaluators: Mapping[str, StepEvaluator] | None,
 ) -> dict[str, Any]:
     check_run_dir(run_dir, config)
-    if (run_dir / SUMMARY_FILE).is_file():
+    if (run_dir / SUMMARY_FILE).is_file():  # finished by the writer that held the lock before us
         return read_json(run_dir / SUMMARY_FILE)
     dataset = load_prepared(config.dataset)
     mixture = load_mixture(config.mixture, dataset)
