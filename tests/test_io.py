@@ -92,3 +92,10 @@ def test_a_killed_holder_leaves_a_lock_anyone_can_take(tmp_path: Path) -> None:
     assert lock_file_of(output).exists()  # killed before it could delete the file: a harmless leftover
     with output_lock(output):
         assert lock_holder(lock_file_of(output)) == os.getpid()
+
+
+def test_every_path_to_one_output_names_one_lock(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "mine").symlink_to(tmp_path / "runs" / "a")
+    assert lock_file_of(tmp_path / "mine") == lock_file_of(tmp_path / "runs" / ".." / "runs" / "a")
+    assert lock_file_of(tmp_path / "mine") == tmp_path / "runs" / ".a.lock"

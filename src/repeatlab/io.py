@@ -197,8 +197,9 @@ while the trainer takes it too) is re-entered instead of refused by itself; the 
 
 def lock_file_of(output: str | Path) -> Path:
     """The lock file of an output: ``.NAME.lock`` beside it (never inside, so an atomic rename of the output
-    cannot replace it, and refusing a writer leaves nothing in the output)."""
-    output = Path(os.path.abspath(output))
+    cannot replace it, and refusing a writer leaves nothing in the output). Symbolic links are resolved first, so
+    every path to one output names one lock."""
+    output = Path(os.path.realpath(output))
     return output.parent / f".{output.name}.lock"
 
 

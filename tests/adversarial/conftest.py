@@ -163,6 +163,8 @@ def read_only() -> ReadOnly:
     return ReadOnly()
 
 
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every path under ``root`` with its size and modification time: equal snapshots = nothing written."""
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
+    """Every path under ``root``, with each file's size and modification time: equal snapshots mean nothing was
+    written (a directory's own time is left out: checking that it accepts files creates and deletes one)."""
+    return {str(p.relative_to(root)): None if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*"))}

@@ -65,6 +65,29 @@ def test_every_numeric_option_at_every_bad_value(command: str, data: Path, tmp_p
         assert len(errors) == 1 and "Lower optim.lr" in errors[0], result.output
 
 
+def test_the_other_commands_numeric_options_at_every_bad_value(data: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "no-run"  # every value below is refused before the run is opened
+    commands = {
+        ("report", str(run_dir)): ["--fraction"],
+        ("audit", str(data / "corpus")): ["--min-span", "--threshold", "--num-perm", "--shingle-size", "--top"],
+        ("probe", str(run_dir)): ["--batch-size", "--seed"],
+        ("laws", "predict", "--form", "power"): ["--params"],
+        ("sweep", "run", "cpu-tiny", "--out", str(tmp_path / "sweep")): ["--workers"],
+    }
+    before = snapshot(tmp_path)
+    for args, numeric in commands.items():
+        for option in numeric:
+            for value in BAD_NUMBERS:
+                if (option, value) in (("--seed", "0"), ("--params", "1e30")):
+                    continue  # a valid seed; a law extrapolates to any finite size
+                result = cli(*args, option, value)
+                what = f"{' '.join(args[:2])} {option} {value}"
+                assert not (result.exception and not isinstance(result.exception, SystemExit)), (what, result.output)
+                assert result.exit_code == 2, (what, result.output)
+                assert len(error_lines(result)) == 1 or "Invalid value" in result.output, (what, result.output)
+    assert snapshot(tmp_path) == before
+
+
 def test_repeated_epochs_without_a_repeated_fraction_is_refused(data: Path, tmp_path: Path) -> None:
     result = cli("data", "mix", str(data / "prepared"), "--total-tokens", str(64 * CONTEXT), "--repeated-epochs",
                  "100", "--out", str(tmp_path / "m"))

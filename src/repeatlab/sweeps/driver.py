@@ -147,8 +147,8 @@ def run_sweep(
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     out = Path(out)
-    check_sweep_dir(out)
     check_output_dir(out)
+    check_sweep_dir(out)
     with output_lock(out):
         plan = plan_sweep(grid, out, retry_failed=retry_failed, say=say)
         labels = {run_id: spec.point.label() for run_id, spec in plan.runs.items()}
