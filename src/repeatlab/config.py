@@ -17,6 +17,8 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from repeatlab.io import read_utf8
+
 T = TypeVar("T")
 
 
@@ -135,7 +137,7 @@ def load_toml(cls: type[T], path: str | Path) -> T:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_utf8(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     return from_dict(cls, data)
@@ -147,7 +149,7 @@ def load_json(cls: type[T], path: str | Path) -> T:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_utf8(path))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc}); the file may be corrupt") from None
     return from_dict(cls, data)

@@ -23,7 +23,8 @@ from repeatlab.dynamics.finetune import FINETUNE_FILE, FinetuneStage
 from repeatlab.io import read_json
 from repeatlab.sweeps.driver import SweepResult, run_sweep
 from repeatlab.sweeps.grid import expand_grid, grid_to_toml
-from repeatlab.sweeps.state import LOCK_FILE, SweepDir, is_locked
+from repeatlab.io import is_locked, lock_file_of
+from repeatlab.sweeps.state import SweepDir
 
 from .conftest import attempts, metric_steps, tiny_grid
 
@@ -163,7 +164,7 @@ def test_stopping_or_killing_the_driver_ends_its_workers(corpus: Path, tmp_path:
         driver.wait()
         wait_for(lambda: gone(worker), "the orphaned worker to exit", timeout_s=5)
         # The leader thread shows as a zombie before the process's last threads have closed its files.
-        wait_for(lambda: not is_locked(sweep.run_dir(run_id) / LOCK_FILE), "the run's lock to be freed", timeout_s=5)
+        wait_for(lambda: not is_locked(lock_file_of(sweep.run_dir(run_id))), "the run's lock to be freed", timeout_s=5)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(driver.pid, signal.SIGKILL)

@@ -10,19 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from repeatlab.io import read_json, write_json
+from repeatlab.io import file_lock, is_locked, lock_file_of, read_json, write_json
 from repeatlab.sweeps.results import COLUMNS, add_law_columns, collect
 from repeatlab.sweeps.driver import plan_sweep
 from repeatlab.sweeps.grid import expand_grid
 from repeatlab.sweeps.runner import execute_run, write_run_config
 from repeatlab.sweeps.state import (
     ERROR_FILE,
-    LOCK_FILE,
     PROBES_FILE,
     SPEC_FILE,
     SweepDir,
-    file_lock,
-    is_locked,
     read_spec,
     run_status,
 )
@@ -124,10 +121,10 @@ def test_a_locked_run_is_running(finished: SweepDir) -> None:
     (run_dir / PROBES_FILE).rename(run_dir / "probes.bak")  # not done, so the lock decides
     try:
         assert run_status(run_dir, read_spec(run_dir)) == "pending"
-        with file_lock(run_dir / LOCK_FILE) as acquired:
-            assert acquired and is_locked(run_dir / LOCK_FILE)
+        with file_lock(lock_file_of(run_dir)) as acquired:
+            assert acquired and is_locked(lock_file_of(run_dir))
             assert run_status(run_dir, read_spec(run_dir)) == "running"
-        assert not is_locked(run_dir / LOCK_FILE)
+        assert not is_locked(lock_file_of(run_dir))
     finally:
         (run_dir / "probes.bak").rename(run_dir / PROBES_FILE)
 

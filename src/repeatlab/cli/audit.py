@@ -17,6 +17,7 @@ from repeatlab.audit import (
 )
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
+from repeatlab.io import check_output_file
 from repeatlab.laws.region import HERNANDEZ_2022, PoorRegion
 
 
@@ -48,8 +49,8 @@ def audit(
         raise ValueError("give both --n-params and --train-tokens for a cost estimate, or neither")
     if region_json is not None and n_params is None:
         raise ValueError("--region needs --n-params and --train-tokens")
-    if out is not None and out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'audit.json'}")
+    if out is not None:
+        check_output_file(out, example="audit.json")  # before the (possibly long) audit
     config = AuditConfig(
         tokenizer=tokenizer,
         text_field=text_field,

@@ -13,7 +13,7 @@ from rich.table import Table
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import from_dict, to_dict
-from repeatlab.io import read_json, write_json
+from repeatlab.io import check_output_file, read_json, write_json
 from repeatlab.laws import (
     BESIROGLU_2024,
     DATABLATIONS_C4,
@@ -92,6 +92,8 @@ def fit(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
 ) -> None:
     """Fit a law with the summed-Huber multi-start L-BFGS-B recipe; power fits use the control runs only."""
+    if out is not None:
+        check_output_file(out, example="fit.json")  # before the (multi-start) fit
     runs = load_runs(table, columns=_renames(column or []))
     config = BootstrapConfig(n_resamples=bootstrap, seed=seed) if bootstrap else None
     fit_config = FitConfig(huber_delta=huber_delta, drop_highest_loss=drop_highest_loss)

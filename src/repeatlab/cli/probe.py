@@ -11,7 +11,7 @@ import typer
 from repeatlab.cli.common import console, parse_sets, print_rows
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import override
-from repeatlab.io import write_json
+from repeatlab.io import check_output_file, write_json
 from repeatlab.probes import PROBE_NAMES, ProbeConfig, ProbeResults, run_probes
 from repeatlab.train.run import load_run
 
@@ -43,10 +43,11 @@ def probe(
     updates.update(parse_sets(set_ or []))
     if updates:
         config = override(config, updates)
+    target = out or Path(run_dir) / "probes.json"
+    check_output_file(target, example="probes.json")  # before the probes run
     run = load_run(run_dir, device=_device(device), checkpoint=checkpoint)
     results = run_probes(run.model, run.dataset, run.mixture, config)
     record = results.to_dict() | {"run_dir": str(Path(run_dir).resolve()), "checkpoint": checkpoint}
-    target = out or Path(run_dir) / "probes.json"
     write_json(target, record)
     _print_summary(results)
     console.print(f"wrote {target}", soft_wrap=True)

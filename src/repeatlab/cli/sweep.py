@@ -18,7 +18,8 @@ from repeatlab.sweeps.results import run_rows
 from repeatlab.sweeps.driver import run_sweep
 from repeatlab.sweeps.estimate import estimate_sweep
 from repeatlab.sweeps.grid import expand_grid, load_grid, parse_overrides, preset_names
-from repeatlab.sweeps.state import STATUSES, SWEEP_LOCK_FILE, is_locked
+from repeatlab.io import is_locked, lock_file_of
+from repeatlab.sweeps.state import STATUSES
 
 app = typer.Typer(help="Run grids of training runs (size x repetition x seed) and collect their results.",
                   no_args_is_help=True)
@@ -81,7 +82,7 @@ def status(sweep_dir: Annotated[Path, typer.Argument(help="A sweep directory")])
     console.print(table)
     counts = {s: int((frame["status"] == s).sum()) for s in STATUSES}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
-    if is_locked(sweep_dir / SWEEP_LOCK_FILE):
+    if is_locked(lock_file_of(sweep_dir)):
         console.print("a 'repeatlab sweep run' is working on this directory now")
 
 

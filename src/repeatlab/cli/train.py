@@ -164,7 +164,9 @@ def _fmt(value: float | None) -> str:
 
 def _print_event(event: dict[str, Any]) -> None:
     kind = event["event"]
-    if kind in ("start", "resume"):
+    if kind == "skip_checkpoint":
+        console.print(f"skipping a damaged checkpoint: {event['reason']}", soft_wrap=True)
+    elif kind in ("start", "resume"):
         verb = "resuming at" if kind == "resume" else "starting at"
         console.print(f"{verb} step {event['step']}/{event['n_steps']} ({event['n_params']:,} parameters, "
                       f"{event['batch_tokens']:,} tokens per step)", soft_wrap=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from repeatlab.data.mixture import Mixture, dataset_fingerprint
+from repeatlab.data.mixture import Mixture, check_fits
 from repeatlab.data.prepared import PreparedDataset
 
 
@@ -51,15 +51,7 @@ class MixtureLoader:
     def __init__(self, dataset: PreparedDataset, mixture: Mixture, *, batch_size: int) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1 sequence, got {batch_size}")
-        if mixture.context != dataset.context:
-            raise ValueError(
-                f"mixture context {mixture.context} does not match the dataset's {dataset.context}; rebuild the mixture"
-            )
-        if mixture.manifest.get("dataset_fingerprint") != dataset_fingerprint(dataset):
-            raise ValueError(
-                f"the mixture was built for another prepared dataset ({mixture.manifest.get('dataset')}); "
-                f"rebuild it with 'repeatlab data mix' over {dataset.path}"
-            )
+        check_fits(mixture, dataset)
         if len(mixture.order) < batch_size:
             raise ValueError(f"the mixture has {len(mixture.order)} sequences, fewer than one batch of {batch_size}")
         self.dataset, self.mixture, self.batch_size = dataset, mixture, batch_size

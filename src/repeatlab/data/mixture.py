@@ -24,7 +24,7 @@ import numpy as np
 
 from repeatlab.config import to_dict
 from repeatlab.data.prepared import PreparedDataset, load_prepared
-from repeatlab.io import atomic_directory, atomic_save_npy, read_json, write_json
+from repeatlab.io import atomic_directory, atomic_save_npy, check_output_dir, output_lock, read_json, write_json
 
 MixtureKind = Literal["control", "repeated", "data_constrained"]
 MANIFEST_FILE = "manifest.json"
@@ -57,6 +57,15 @@ class MixtureSpec:
                 raise ValueError(f"unique_tokens must be positive, got {self.unique_tokens}")
             if self.repeated_fraction > 0:
                 raise ValueError("give either unique_tokens (data-constrained) or repeated_fraction, not both")
+        if self.repeated_epochs != 1 and self.repeated_fraction == 0:
+            # Only a repeated subset is seen E times: silently building a control or a data-constrained mixture
+            # instead would hide the mistake until the results.
+            raise ValueError(
+                f"repeated_epochs = {self.repeated_epochs} needs repeated_fraction > 0 (the share of tokens that are "
+                f"repeats); give repeated_fraction, or leave repeated_epochs at 1"
+                + (" (a data-constrained mixture's epochs are total_tokens / unique_tokens)"
+                   if self.unique_tokens is not None else "")
+            )
 
     @property
     def kind(self) -> MixtureKind:
@@ -183,23 +192,52 @@ def write_mixture(mixture: Mixture, out: str | Path, *, overwrite: bool = False)
 
 
 def make_mixture(dataset_dir: str | Path, spec: MixtureSpec, out: str | Path, *, overwrite: bool = False) -> Mixture:
-    """Build a mixture over a prepared dataset and write it to ``out``."""
-    mixture = build_mixture(load_prepared(dataset_dir), spec)
-    write_mixture(mixture, out, overwrite=overwrite)
+    """Build a mixture over a prepared dataset and write it to ``out`` (checked and locked before the work)."""
+    check_output_dir(out, exists_ok=overwrite)
+    with output_lock(out):
+        mixture = build_mixture(load_prepared(dataset_dir), spec)
+        write_mixture(mixture, out, overwrite=overwrite)
     return mixture
 
 
-def load_mixture(path: str | Path) -> Mixture:
-    """Read a mixture directory, checking that its files agree with each other."""
+def load_mixture(path: str | Path, dataset: PreparedDataset | None = None) -> Mixture:
+    """Read a mixture directory, checking that its files agree with each other and, given the ``dataset`` it is
+    trained on, that it fits that dataset (``check_fits``), so a damaged mixture is refused before any work."""
     path = Path(path)
     if not (path / MANIFEST_FILE).is_file():
         raise FileNotFoundError(f"{path} is not a mixture (no {MANIFEST_FILE}); create one with 'repeatlab data mix'")
     manifest = read_json(path / MANIFEST_FILE)
-    try:
-        order = np.load(path / "order.npy", allow_pickle=False)
-        repeated_ids = np.load(path / "repeated_ids.npy", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"mixture {path} is corrupt ({exc}); rebuild it with 'repeatlab data mix'") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("n_sequences"), int):
+        raise ValueError(f"mixture {path} is corrupt: {MANIFEST_FILE} has no n_sequences; rebuild it with "
+                         f"'repeatlab data mix'")
+    ids = {}
+    for name in ("order", "repeated_ids"):
+        try:
+            ids[name] = np.load(path / f"{name}.npy", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"mixture {path} is corrupt ({name}.npy: {exc}); rebuild it with 'repeatlab data mix'") from None
+        if ids[name].ndim != 1 or ids[name].dtype.kind not in "iu":
+            raise ValueError(f"mixture {path} is corrupt: {name}.npy holds {ids[name].dtype} of shape "
+                             f"{ids[name].shape}, not a list of integer sequence ids; rebuild it with 'repeatlab data mix'")
+    order, repeated_ids = (ids[name].astype(np.int64, copy=False) for name in ("order", "repeated_ids"))
     if len(order) != manifest["n_sequences"]:
         raise ValueError(f"mixture {path} is corrupt: order.npy has {len(order)} ids, manifest says {manifest['n_sequences']}")
-    return Mixture(order=order, repeated_ids=repeated_ids, manifest=manifest)
+    mixture = Mixture(order=order, repeated_ids=repeated_ids, manifest=manifest)
+    if dataset is not None:
+        check_fits(mixture, dataset, where=f"mixture {path}")
+    return mixture
+
+
+def check_fits(mixture: Mixture, dataset: PreparedDataset, *, where: str = "the mixture") -> None:
+    """Refuse a mixture built for another dataset: another context or fingerprint, or ids outside its pool."""
+    if mixture.context != dataset.context:
+        raise ValueError(f"{where} has context {mixture.context}, the dataset {dataset.path} has {dataset.context}; "
+                         f"rebuild the mixture with 'repeatlab data mix' over {dataset.path}")
+    if mixture.manifest.get("dataset_fingerprint") != dataset_fingerprint(dataset):
+        raise ValueError(f"{where} was built for another prepared dataset ({mixture.manifest.get('dataset')}); "
+                         f"rebuild it with 'repeatlab data mix' over {dataset.path}")
+    pool = dataset.n_sequences("train")
+    for name, ids in (("order", mixture.order), ("repeated_ids", mixture.repeated_ids)):
+        if len(ids) and (ids.min() < 0 or ids.max() >= pool):
+            raise ValueError(f"{where} is corrupt: {name} holds sequence ids from {ids.min()} to {ids.max()}, outside "
+                             f"the {pool:,} training sequences of {dataset.path}; rebuild it with 'repeatlab data mix'")

@@ -25,7 +25,7 @@ from repeatlab.data.classification import TASK_KIND, ClassificationTask, write_c
 from repeatlab.data.corpus import load_corpus
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared, n_sequences_for
 from repeatlab.data.tokens import TextTokenizer, byte_tokenizer, token_dtype, train_bpe
-from repeatlab.io import atomic_directory, write_json
+from repeatlab.io import atomic_directory, check_output_dir, output_lock, write_json
 
 _ENCODE_CHUNK_DOCS = 2048
 
@@ -116,8 +116,16 @@ def prepare_dataset(
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> PreparedDataset:
-    """Read, split, tokenize and pack a corpus into ``out``; nothing is left at ``out`` on error."""
-    say = progress or (lambda _msg: None)
+    """Read, split, tokenize and pack a corpus into ``out``; nothing is left at ``out`` on error.
+
+    ``out`` is checked and locked (one writer) before the corpus is read.
+    """
+    check_output_dir(out, exists_ok=overwrite)
+    with output_lock(out):
+        return _prepare_locked(config, Path(out), overwrite=overwrite, say=progress or (lambda _msg: None))
+
+
+def _prepare_locked(config: PrepareConfig, out: Path, *, overwrite: bool, say: Callable[[str], None]) -> PreparedDataset:
     if config.source == TASK_KIND:
         task = config.classification_task
         say(f"writing the in-context classification task: {task.n_train_sequences:,} training sequences of "

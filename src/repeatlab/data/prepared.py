@@ -79,6 +79,11 @@ class PreparedDataset:
         return {}
 
     def _open(self, split: Split) -> np.ndarray:
+        self.check_tokens_file(split)
+        return np.memmap(self.path / f"{split}.bin", dtype=self.dtype, mode="r")
+
+    def check_tokens_file(self, split: Split) -> None:
+        """Refuse a split whose token file is missing or not the size ``meta.json`` gives it (truncated, replaced)."""
         file = self.path / f"{split}.bin"
         expected = int(self.meta[split]["n_tokens"]) * self.dtype.itemsize
         if not file.is_file() or file.stat().st_size != expected or expected == 0:
@@ -86,7 +91,6 @@ class PreparedDataset:
                 f"{file} is missing or has the wrong size (expected {expected} bytes); "
                 f"the prepared dataset is corrupt: run 'repeatlab data prepare' again"
             )
-        return np.memmap(file, dtype=self.dtype, mode="r")
 
     @cached_property
     def tokenizer(self) -> TextTokenizer:
@@ -101,6 +105,37 @@ def load_prepared(path: str | Path) -> PreparedDataset:
             f"{path} is not a prepared dataset (no {META_FILE}); create one with 'repeatlab data prepare'"
         )
     meta = read_json(path / META_FILE)
-    if meta.get("kind") != "prepared":
-        raise ValueError(f"{path / META_FILE} does not describe a prepared dataset (kind={meta.get('kind')!r})")
-    return PreparedDataset(path=path, meta=meta)
+    if not isinstance(meta, dict) or meta.get("kind") != "prepared":
+        kind = meta.get("kind") if isinstance(meta, dict) else None
+        raise ValueError(f"{path / META_FILE} does not describe a prepared dataset (kind={kind!r})")
+    _check_meta(path / META_FILE, meta)
+    dataset = PreparedDataset(path=path, meta=meta)
+    for split in ("train", "test"):
+        dataset.check_tokens_file(split)  # a stat each: damage is found at load, not inside a later command
+    return dataset
+
+
+def _check_meta(file: Path, meta: dict[str, Any]) -> None:
+    """Refuse a ``meta.json`` that lacks a field the dataset is read through, or holds one of the wrong type."""
+    def fail(what: str) -> None:
+        raise ValueError(f"{file} is corrupt: {what}; run 'repeatlab data prepare' again")
+
+    for key in ("context", "vocab_size", "seed"):
+        if not isinstance(meta.get(key), int) or isinstance(meta.get(key), bool) or meta[key] < 0:
+            fail(f"{key} is {meta.get(key)!r}, not a non-negative integer")
+    if not isinstance(meta.get("source"), str):
+        fail(f"source is {meta.get('source')!r}, not a string")
+    try:
+        dtype = np.dtype(meta.get("dtype"))
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in "iu":
+        fail(f"dtype is {meta.get('dtype')!r}, not an integer type")
+    for split in ("train", "test"):
+        counts = meta.get(split)
+        if not isinstance(counts, dict) or any(not isinstance(counts.get(k), int) or counts[k] < 0
+                                               for k in ("n_tokens", "n_sequences")):
+            fail(f"{split} has no whole n_tokens and n_sequences")
+        if counts["n_sequences"] != n_sequences_for(counts["n_tokens"], meta["context"]):
+            fail(f"{split}.n_sequences = {counts['n_sequences']} does not fit {counts['n_tokens']} tokens at "
+                 f"context {meta['context']}")

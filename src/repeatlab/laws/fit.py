@@ -21,7 +21,7 @@ from repeatlab.laws.identify import IdentifyConfig, identify_law
 from repeatlab.laws.objective import ChinchillaModel, DataConstrainedModel, LogLossModel, PowerModel, huber_objective
 from repeatlab.laws.optim import OptimizerConfig, minimize_batch
 from repeatlab.laws.results import DroppedRun, FitError, Form, LawFit, LawT, LocalMinimum
-from repeatlab.laws.table import RunsLike, RunTable, as_run_table
+from repeatlab.laws.table import RunsLike, RunTable, as_run_table, require_spread
 
 StartGrid = Mapping[str, Sequence[float]]
 """Starting values for each fitted parameter, by name; the starts are their Cartesian product. Parameters are
@@ -112,6 +112,7 @@ def fit_power_law(
         rows = np.flatnonzero(table.control_mask())
         table = table.controls()
     table, dropped = _drop_outliers(table, rows, config)
+    require_spread(table, ("params",), "power")
     values = table.column(metric)
     if np.any(~np.isfinite(values)) or np.any(values <= 0):
         raise FitError(f"{metric} must be positive and finite on every run fitted")
@@ -137,6 +138,7 @@ def fit_chinchilla(
         identify: also profile each constant and say how well the data determine it (``LawFit.identification``).
     """
     table, dropped = _drop_outliers(as_run_table(runs), None, config)
+    require_spread(table, ("params", "tokens"), "chinchilla")
     tokens = table.column("tokens")
     model = ChinchillaModel(np.log(table.params), np.log(tokens))
 
@@ -165,6 +167,7 @@ def fit_data_constrained(
         identify: also profile each fitted constant and say how well the data determine it.
     """
     table, dropped = _drop_outliers(as_run_table(runs), None, config)
+    require_spread(table, ("params", "unique_tokens"), "data-constrained")
     tokens, unique = table.column("tokens"), table.column("unique_tokens")
     model = DataConstrainedModel(np.log(table.params), np.log(unique), np.maximum(tokens / unique - 1, 0), base)
     grid = grid if grid is not None else (DECAY_GRID if base is not None else DATA_CONSTRAINED_FULL_GRID)

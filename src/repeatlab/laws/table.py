@@ -9,7 +9,7 @@ finite, U <= D) so the fitters never see a NaN or a zero.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,14 +178,29 @@ def _numeric_column(frame: pd.DataFrame, name: str) -> FloatArray:
         raise ValueError(f"column {name!r} must be numeric") from None
 
 
+def require_spread(table: RunTable, names: Sequence[str], form: str) -> None:
+    """Refuse to fit a law to runs that all share one value of an input it depends on: no fit can tell its
+    constants apart (identical rows, one model size)."""
+    for name in names:
+        values = np.unique(table.column(name))
+        if len(values) < 2:
+            raise ValueError(f"every run fitted has {name} = {values[0]:.6g}; the {form} law needs runs at two or more "
+                             f"values of {name}: add runs that differ in it")
+
+
 def _read(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"run table {path} does not exist")
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix.lower() in (".csv", ".txt"):
-        return pd.read_csv(path)
-    raise ValueError(f"run table {path} must be .csv or .parquet")
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".txt"):
+        raise ValueError(f"run table {path} must be .csv or .parquet")
+    try:
+        return pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"run table {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+                         f"UTF-8 CSV") from None
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(f"run table {path} cannot be read as {suffix.lstrip('.')} ({exc})") from None

@@ -50,7 +50,21 @@ def save_model(model: GPT, path: Path) -> None:
         _CONFIG_KEY: json.dumps(to_dict(model.config), sort_keys=True),
         _SHA_KEY: _checksum(tensors),
     }
-    atomic_write_bytes(path, save_safetensors(tensors, metadata=metadata))
+    atomic_write_bytes(path, _sorted_header(save_safetensors(tensors, metadata=metadata)))
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """``data`` with its safetensors JSON header rewritten with sorted keys.
+
+    safetensors writes the metadata in hash-map order, which changes from process to process, so two runs
+    with equal weights would give files with different bytes (and hashes). The header's length is unchanged
+    (the same keys and values) and stays padded with spaces to a multiple of 8, as the format asks.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def read_config(path: Path) -> ModelConfig:

@@ -46,10 +46,15 @@ def check_heads(model: GPT, heads: Sequence[Head]) -> None:
 
 def check_fits(model: GPT, n_tokens: int, probe: str) -> None:
     """Raise ``ValueError`` when a probe needs sequences longer than the model's context."""
-    if n_tokens > model.config.context:
+    check_context(model.config.context, n_tokens, probe)
+
+
+def check_context(context: int, n_tokens: int, probe: str) -> None:
+    """Raise ``ValueError`` when a probe needs sequences longer than a model context of ``context`` tokens."""
+    if n_tokens > context:
         raise ValueError(
             f"the {probe} probe needs sequences of {n_tokens} tokens but the model's context is "
-            f"{model.config.context}; choose shorter probe settings or leave this probe out"
+            f"{context}; choose shorter probe settings or leave this probe out"
         )
 
 
@@ -157,6 +162,7 @@ __all__ = [
     "Head",
     "QueryAverage",
     "attention_scores",
+    "check_context",
     "check_fits",
     "check_heads",
     "model_device",

@@ -22,7 +22,7 @@ from repeatlab.data.prepared import PreparedDataset
 from repeatlab.models.gpt import GPT
 from repeatlab.probes.ablation import AblationResult, ablation_metrics, head_ablation
 from repeatlab.probes.config import DATASET_PROBES, ProbeConfig
-from repeatlab.probes.heads import attention_scores, check_fits, check_heads, ov_copying_scores, top_heads
+from repeatlab.probes.heads import attention_scores, check_context, check_heads, ov_copying_scores, top_heads
 from repeatlab.probes.icl import (
     CopyingResult,
     IclResult,
@@ -165,32 +165,39 @@ def _check_inputs(model: GPT, dataset: PreparedDataset | None, mixture: Mixture 
         raise ValueError("the memorisation probe needs the run's mixture (its repeated subset)")
     if config.ablation_heads:
         check_heads(model, config.ablation_heads)
-    _check_lengths(model, dataset, config)
+    check_lengths(config, model_context=model.config.context,
+                  data_context=dataset.context if dataset is not None else None)
 
 
-def _check_lengths(model: GPT, dataset: PreparedDataset | None, config: ProbeConfig) -> None:
-    """Fail before any work when a selected probe needs longer sequences than the model or data have."""
+def check_lengths(config: ProbeConfig, *, model_context: int, data_context: int | None) -> None:
+    """Fail before any work when a selected probe needs longer sequences than the model or data have.
+
+    A pure function of the settings and the two contexts (``data_context`` is ``None`` without a dataset), so a
+    sweep checks its probes when its grid is loaded, before it trains anything (``sweeps.grid``).
+    """
     selected = set(config.probes)
     if "induction" in selected or ("ablation" in selected and not config.ablation_heads):
-        check_fits(model, 1 + 2 * config.induction_tokens, "induction")
+        check_context(model_context, 1 + 2 * config.induction_tokens, "induction")
     if "prefix_matching" in selected:
-        check_fits(model, 1 + config.prefix_matching_tokens * config.prefix_matching_repeats, "prefix_matching")
-    if dataset is None:
+        check_context(model_context, 1 + config.prefix_matching_tokens * config.prefix_matching_repeats,
+                      "prefix_matching")
+    if data_context is None:
         return
     if selected & {"icl", "ablation"}:
-        early, late = _icl_positions(config, dataset)
-        if late > dataset.context:
+        early, late = config.icl_positions or icl_positions(data_context)
+        if late > data_context:
             raise ValueError(
-                f"ICL positions {(early, late)} must satisfy 1 <= early < late <= {dataset.context} "
+                f"ICL positions {(early, late)} must satisfy 1 <= early < late <= {data_context} "
                 f"(the context length)"
             )
     if selected & {"copying", "ablation"}:
-        check_fits(model, config.n_copies * _paragraph_tokens(model, dataset, config), "copying")
+        check_context(model_context, config.n_copies * _paragraph_tokens(model_context, data_context, config),
+                      "copying")
     needed = config.memorisation_prefix_tokens + config.memorisation_continuation_tokens
-    if "memorisation" in selected and needed > dataset.context + 1:
+    if "memorisation" in selected and needed > data_context + 1:
         raise ValueError(
             f"the memorisation probe needs sequences of {needed} tokens but the dataset's context is "
-            f"{dataset.context}; lower memorisation_prefix_tokens/memorisation_continuation_tokens"
+            f"{data_context}; lower memorisation_prefix_tokens/memorisation_continuation_tokens"
         )
 
 
@@ -198,8 +205,8 @@ def _icl_positions(config: ProbeConfig, dataset: PreparedDataset) -> tuple[int, 
     return config.icl_positions or icl_positions(dataset.context)
 
 
-def _paragraph_tokens(model: GPT, dataset: PreparedDataset, config: ProbeConfig) -> int:
-    length = config.copy_paragraph_tokens or min(model.config.context, dataset.context) // config.n_copies
+def _paragraph_tokens(model_context: int, data_context: int, config: ProbeConfig) -> int:
+    length = config.copy_paragraph_tokens or min(model_context, data_context) // config.n_copies
     if length < 1:
         raise ValueError(f"the copying probe needs a context of at least {config.n_copies} tokens")
     return length
@@ -309,7 +316,7 @@ def _test_rows(dataset: PreparedDataset, config: ProbeConfig, inputs: dict[str, 
 def _paragraphs(model: GPT, dataset: PreparedDataset, config: ProbeConfig) -> tuple[Tensor, list[dict[str, int]]]:
     return choose_paragraphs(
         dataset.sequences("test"), n_paragraphs=config.n_copy_paragraphs,
-        length=_paragraph_tokens(model, dataset, config),
+        length=_paragraph_tokens(model.config.context, dataset.context, config),
         eot_id=_eot(dataset), generator=probe_generator(config.seed, "copying"),
     )
 
@@ -342,4 +349,4 @@ def _memorisation(
     return results
 
 
-__all__ = ["SCHEMA", "ProbeResults", "probe_generator", "run_probes"]
+__all__ = ["SCHEMA", "ProbeResults", "check_lengths", "probe_generator", "run_probes"]

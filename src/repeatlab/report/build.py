@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from repeatlab.io import atomic_write_text
+from repeatlab.io import atomic_write_text, check_output_file
 from repeatlab.report.analysis import Analysis, ReportOptions
 from repeatlab.report.html import render_html
 from repeatlab.report.load import SweepData, load_sweep
@@ -38,7 +38,10 @@ def build_report(
 
 
 def write_report(source: str | Path, out: str | Path, options: ReportOptions | None = None) -> Report:
-    """Read ``source`` (a sweep or run directory) and write its report to ``out`` atomically, as one HTML file."""
+    """Read ``source`` (a sweep or run directory) and write its report to ``out`` atomically, as one HTML file.
+
+    ``out`` is checked to be a writable file path before the report is built."""
+    check_output_file(out, example="report.html")
     report = build_report(load_sweep(source), options)
     atomic_write_text(out, render_html(report))
     return report

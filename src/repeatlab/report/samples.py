@@ -28,7 +28,7 @@ def repeated_samples(dataset_dir: Path, mixture_dir: Path, *, n: int, max_chars:
     Raises ``FileNotFoundError``/``ValueError`` when the dataset or mixture is missing or corrupt.
     """
     dataset = load_prepared(dataset_dir)
-    mixture = load_mixture(mixture_dir)
+    mixture = load_mixture(mixture_dir, dataset)
     ids = np.asarray(mixture.repeated_ids, dtype=np.int64)
     if len(ids) == 0 or n == 0:
         return []

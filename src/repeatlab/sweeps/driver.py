@@ -3,7 +3,7 @@
 ``run_sweep`` can be stopped at any point (Ctrl-C, SIGKILL, a lost machine) and called again with the
 same grid and directory: finished runs are skipped, interrupted ones resume from their checkpoints, and
 the set of runs is the grid's, so nothing is lost or done twice. Failed runs are left alone unless
-``retry_failed``. Only one driver may work on a directory at a time (an ``flock`` on ``.sweep.lock``).
+``retry_failed``. Only one driver may work on a directory at a time (it holds the directory's ``io.output_lock``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from repeatlab.config import to_dict
 from repeatlab.data.prepare import prepare_dataset
 from repeatlab.dynamics.finetune import run_finetune_stage
 from repeatlab.data.prepared import META_FILE, load_prepared
-from repeatlab.io import atomic_write_text, write_json
+from repeatlab.io import atomic_write_text, check_output_dir, output_lock, write_json
 from repeatlab.sweeps.results import collect
 from repeatlab.sweeps.grid import GridConfig, RunSpec, expand_grid, grid_to_toml
 from repeatlab.sweeps.local import run_local
@@ -30,10 +30,8 @@ from repeatlab.sweeps.runner import RunOutcome
 from repeatlab.sweeps.state import (
     ERROR_FILE,
     SPEC_FILE,
-    SWEEP_LOCK_FILE,
     SweepDir,
     assign_run_ids,
-    file_lock,
     run_status,
 )
 
@@ -89,6 +87,14 @@ def prepare_data(grid: GridConfig, sweep: SweepDir, say: Report) -> None:
     prepare_dataset(grid.data, sweep.data_dir, progress=lambda text: say({"event": "message", "text": text}))
 
 
+def check_sweep_dir(out: Path) -> None:
+    """Refuse to write a sweep into a directory that holds other files and is no sweep (no ``grid.toml``)."""
+    sweep = SweepDir(out)
+    if out.is_dir() and not sweep.grid_file.is_file() and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no {sweep.grid_file.name}, so it is not a sweep directory; "
+                         f"give a new or empty --out, or the directory of the sweep to resume")
+
+
 def plan_sweep(grid: GridConfig, out: Path, *, retry_failed: bool = False, say: Report | None = None) -> SweepPlan:
     """Write ``grid.toml``, prepare the data, create a directory with ``sweep_run.json`` per run, and sort
     the runs into done, failed (kept) and to-do. With ``retry_failed`` the old errors are cleared."""
@@ -141,10 +147,9 @@ def run_sweep(
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with file_lock(out / SWEEP_LOCK_FILE, wait=False) as acquired:
-        if not acquired:
-            raise ValueError(f"another 'repeatlab sweep run' is working on {out}; wait for it or stop it first")
+    check_output_dir(out)
+    check_sweep_dir(out)
+    with output_lock(out):
         plan = plan_sweep(grid, out, retry_failed=retry_failed, say=say)
         labels = {run_id: spec.point.label() for run_id, spec in plan.runs.items()}
         say({"event": "plan", "total": len(plan.runs), "done": len(plan.done), "failed": len(plan.failed),

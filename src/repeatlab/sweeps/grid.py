@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from repeatlab.config import ConfigError, config_hash, from_dict, override, to_dict
+from repeatlab.io import read_utf8
 from repeatlab.data.classification import TASK_KIND
 from repeatlab.data.corpus import is_named_source
 from repeatlab.data.mixture import MixtureKind, MixtureSpec, unique_control_tokens
@@ -30,6 +31,7 @@ from repeatlab.data.prepare import PrepareConfig
 from repeatlab.dynamics.finetune import FinetuneStage
 from repeatlab.models.sizes import SIZES
 from repeatlab.probes.config import ProbeConfig
+from repeatlab.probes.suite import check_lengths
 from repeatlab.sweeps import toml_out
 from repeatlab.train.config import OptimConfig, RunConfig, TrainConfig
 
@@ -129,6 +131,12 @@ class GridConfig:
             if size not in self.sizes:
                 raise ValueError(f"grid.size_overrides: {size!r} is not one of the grid's sizes ({', '.join(self.sizes)})")
             _training_for(self.optim, self.train, updates, where=f"size_overrides.{size}")
+        if self.probes is not None:
+            # Every model of the sweep has the data's context: a probe too long for it would fail after training.
+            try:
+                check_lengths(self.probes, model_context=self.data.context, data_context=self.data.context)
+            except ValueError as exc:
+                raise ValueError(f"grid.probes: {exc} (data.context = {self.data.context})") from None
 
 
 def _is_int(value: object) -> bool:
@@ -282,7 +290,7 @@ def grid_source(name_or_path: str | Path) -> tuple[str, str]:
     """``(label, TOML text)`` of a grid file, or of a shipped preset when no such file exists."""
     path = Path(name_or_path)
     if path.is_file():
-        return str(path), path.read_text(encoding="utf-8")
+        return str(path), read_utf8(path)
     name = str(name_or_path)
     if name in preset_names():
         return f"preset {name}", (resources.files("repeatlab") / "configs" / f"{name}.toml").read_text(encoding="utf-8")

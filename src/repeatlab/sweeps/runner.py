@@ -23,16 +23,14 @@ import torch
 from repeatlab.config import load_json, to_dict
 from repeatlab.data.mixture import MANIFEST_FILE, make_mixture
 from repeatlab.dynamics import train_with_probes
-from repeatlab.io import read_json, write_json
+from repeatlab.io import output_lock, read_json, write_json
 from repeatlab.probes.suite import run_probes
 from repeatlab.sweeps.grid import RunSpec
 from repeatlab.sweeps.state import (
     ERROR_FILE,
-    LOCK_FILE,
     PROBES_FILE,
     RunStatus,
     SweepDir,
-    file_lock,
     heartbeat,
     is_done,
     read_spec,
@@ -65,7 +63,7 @@ def execute_run(sweep_root: str | Path, run_id: str, *, threads: int | None = No
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     started = time.perf_counter()
-    with file_lock(run_dir / LOCK_FILE):
+    with output_lock(run_dir, wait=True):
         if is_done(run_dir, spec):
             return _done(run_id, run_dir, 0.0)
         record_attempt(run_dir, "start", threads=torch.get_num_threads())
@@ -110,7 +108,7 @@ def ensure_mixture(sweep: SweepDir, spec: RunSpec) -> Path:
     out = sweep.mixture_dir(mixture_spec)
     if (out / MANIFEST_FILE).is_file():
         return out
-    with file_lock(out.parent / f".{out.name}.lock"):
+    with output_lock(out, wait=True):
         if not (out / MANIFEST_FILE).is_file():
             make_mixture(sweep.data_dir, mixture_spec, out)
     return out

@@ -11,8 +11,10 @@ Sweep directory layout::
                                 probes.json      probe results, when the grid asks for probes
                                 error.json       the error of the last failed attempt
                                 attempts.jsonl   one record per attempt start and end (pid, host, time)
-                                .lock            held (flock) by the process working on the run
                                 .heartbeat       touched every few seconds while it works
+    runs/.<run_id>.lock       held (``io.output_lock``) by the process working on the run, as by any
+                              ``repeatlab train`` of it; the driver holds ``.<sweep dir name>.lock`` beside
+                              the sweep directory
     results.parquet           one row per run, rebuilt from runs/ by ``collect``
 
 A run is *done* when ``summary.json`` (written last by the trainer) exists and, if probes were asked
@@ -23,8 +25,6 @@ heartbeat is fresh; otherwise *pending* (never started, or interrupted and resum
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import socket
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from repeatlab.config import config_hash, from_dict, to_dict
 from repeatlab.data.mixture import MixtureSpec
-from repeatlab.io import append_jsonl, atomic_write_text, read_json
+from repeatlab.io import append_jsonl, atomic_write_text, is_locked, lock_file_of, read_json
 from repeatlab.sweeps.grid import RunSpec
 from repeatlab.train.run import SUMMARY_FILE
 
@@ -50,9 +50,7 @@ SPEC_FILE = "sweep_run.json"
 PROBES_FILE = "probes.json"
 ERROR_FILE = "error.json"
 ATTEMPTS_FILE = "attempts.jsonl"
-LOCK_FILE = ".lock"
 HEARTBEAT_FILE = ".heartbeat"
-SWEEP_LOCK_FILE = ".sweep.lock"
 HEARTBEAT_EVERY_S = 10.0
 HEARTBEAT_STALE_S = 60.0
 """A run whose heartbeat is younger than this counts as running even where its lock cannot be seen
@@ -136,7 +134,7 @@ def run_status(run_dir: Path, spec: RunSpec) -> RunStatus:
     """The state of one run, read from its directory (see the module docstring)."""
     if is_done(run_dir, spec):
         return "done"
-    if is_locked(run_dir / LOCK_FILE) or _remote_heartbeat_age(run_dir) < HEARTBEAT_STALE_S:
+    if is_locked(lock_file_of(run_dir)) or _remote_heartbeat_age(run_dir) < HEARTBEAT_STALE_S:
         return "running"
     if (run_dir / ERROR_FILE).is_file():
         return "failed"
@@ -171,44 +169,7 @@ def record_attempt(run_dir: Path, event: str, **fields: Any) -> None:
                                            "host": socket.gethostname(), **fields})
 
 
-# ----------------------------------------------------------------------------- locks and heartbeats
-
-def _try_flock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            return False
-        raise
-    return True
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, *, wait: bool = True, poll_s: float = 0.5) -> Iterator[bool]:
-    """Hold an exclusive ``flock`` on ``path`` for the block; yields whether it was acquired.
-
-    The kernel releases the lock when the holder dies, however it dies, so a lock is never stale.
-    With ``wait=False`` the block runs at once with ``False`` when another process holds it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        acquired = _try_flock(fd)
-        while not acquired and wait:
-            time.sleep(poll_s)
-            acquired = _try_flock(fd)
-        yield acquired
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def is_locked(path: Path) -> bool:
-    """Whether some process (this one included) holds the lock at ``path``."""
-    if not path.exists():
-        return False
-    with file_lock(path, wait=False) as acquired:
-        return not acquired
-
+# ----------------------------------------------------------------------------- heartbeats
 
 @contextlib.contextmanager
 def heartbeat(run_dir: Path, every_s: float = HEARTBEAT_EVERY_S) -> Iterator[None]:

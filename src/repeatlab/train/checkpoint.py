@@ -146,8 +146,32 @@ class Checkpointer:
                     # CPU first: RNG states must stay on the CPU; the optimizer moves its state to its parameters.
                     state = torch.load(path / f"{name}.pt", map_location="cpu", weights_only=True)
                 except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-                    raise ValueError(f"checkpoint file {path / f'{name}.pt'} is unreadable ({exc})") from None
+                    # Not torch's own text: it spans lines and advises weights_only=False, which runs any code
+                    # a damaged or planted file holds.
+                    raise ValueError(f"checkpoint file {path / f'{name}.pt'} is unreadable ({type(exc).__name__}: "
+                                     f"truncated, corrupt, or not a state saved by repeatlab)") from None
                 obj.load_state_dict(state)
+
+    def load_latest(self, states: Mapping[str, Stateful], *, device: torch.device) -> tuple[int | None, list[str]]:
+        """Restore the newest checkpoint that loads; returns its step (``None`` when there is none) and why each
+        newer one was skipped.
+
+        A damaged checkpoint (a disk error, a hand edit) costs the steps since the one before it, never the run;
+        the trainer overwrites it when it saves that step again. When none loads, the run is refused rather than
+        started over, since the states may hold parts of a damaged one.
+        """
+        skipped = []
+        for step in reversed(self.steps()):
+            try:
+                self.load(step, states, device=device)
+            except ValueError as exc:  # CheckpointError is a ValueError
+                skipped.append(str(exc).splitlines()[0])
+                continue
+            return step, skipped
+        if skipped:
+            raise ValueError(f"no checkpoint in {self.directory} loads ({'; '.join(skipped)}); delete "
+                             f"{self.directory} to train the run again from step 0")
+        return None, skipped
 
     def _remove(self, path: Path) -> None:
         # Rename first, so a kill during the (non-atomic) delete never leaves a half checkpoint under a valid name.

@@ -8,6 +8,7 @@ Values that depend on the data (sequences per batch, gradient-accumulation steps
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,22 +59,22 @@ class OptimConfig:
     early updates, the lever on the collapse of their effective rank studied in docs/reproduction.md."""
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ValueError(f"OptimConfig.lr must be > 0, got {self.lr!r}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"OptimConfig.lr must be > 0 and finite, got {self.lr!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"OptimConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         _positive_int("OptimConfig", "warmup_steps", self.warmup_steps, allow_zero=True)
-        if not self.weight_decay >= 0:
-            raise ValueError(f"OptimConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"OptimConfig.weight_decay must be >= 0 and finite, got {self.weight_decay!r}")
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"OptimConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if not self.eps > 0:
-            raise ValueError(f"OptimConfig.eps must be > 0, got {self.eps!r}")
-        if not (isinstance(self.embedding_lr_scale, (int, float)) and self.embedding_lr_scale > 0):
-            raise ValueError(f"OptimConfig.embedding_lr_scale must be > 0, got {self.embedding_lr_scale!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"OptimConfig.grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        if not 0 < self.eps < math.inf:
+            raise ValueError(f"OptimConfig.eps must be > 0 and finite, got {self.eps!r}")
+        if not (isinstance(self.embedding_lr_scale, (int, float)) and 0 < self.embedding_lr_scale < math.inf):
+            raise ValueError(f"OptimConfig.embedding_lr_scale must be > 0 and finite, got {self.embedding_lr_scale!r}")
+        if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:
+            raise ValueError(f"OptimConfig.grad_clip must be > 0 and finite, or null, got {self.grad_clip!r}")
 
 
 @dataclass(kw_only=True, frozen=True)

@@ -79,11 +79,16 @@ def resolve_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
 
 
+def launch_rank() -> int:
+    """This process's rank as ``torchrun`` set it (0 when not launched by it), known before ``world``."""
+    return int(os.environ.get("RANK", "0"))
+
+
 @contextlib.contextmanager
 def world(config: TrainConfig) -> Iterator[World]:
     """Set up the process group when launched by ``torchrun`` and always tear it down."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launch_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config, local_rank)
     if device.type == "cuda":

@@ -18,6 +18,7 @@ schedule; ``init_weights`` checks that the two runs share model shape, context a
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,13 +31,13 @@ from torch import Tensor
 from repeatlab.config import ConfigError, config_hash, from_dict, load_json, to_dict
 from repeatlab.data.mixture import Mixture, load_mixture
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared
-from repeatlab.io import read_json, read_jsonl, write_json
+from repeatlab.io import check_output_dir, output_lock, read_json, read_jsonl, write_json
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
 from repeatlab.models.weights import CheckpointMismatchError, load_model, save_model
 from repeatlab.train.checkpoint import Checkpointer, step_dir_name
 from repeatlab.train.config import RunConfig
-from repeatlab.train.distributed import world
+from repeatlab.train.distributed import launch_rank, world
 from repeatlab.train.extra_evals import eval_rows, load_extra_evals, save_extra_evals
 from repeatlab.train.metrics import METRICS_FILE, MetricsLog
 from repeatlab.train.trainer import StepEvaluator, Trainer
@@ -62,16 +63,34 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config`` in ``run_dir`` (created, resumed, or returned as is when finished); return the summary.
 
-    ``progress`` receives ``{"event": "start" | "resume" | "eval" | "done", ...}`` dicts (eval events carry
-    the metrics record). ``evaluators`` compute the scores of ``config.train.probe_metrics`` (one per name,
+    ``progress`` receives ``{"event": "start" | "resume" | "skip_checkpoint" | "eval" | "done", ...}`` dicts
+    (eval events carry the metrics record; ``skip_checkpoint`` says why a damaged newest checkpoint was passed over
+    for the one before it). ``evaluators`` compute the scores of ``config.train.probe_metrics`` (one per name,
     merged into each metrics record); ``repeatlab.dynamics.train_with_probes`` builds them. Under ``torchrun``
     every process calls this; only rank 0 writes and reports.
     """
     config, run_dir = config.resolved(), Path(run_dir)
-    check_run_dir(run_dir, config)
-    if (run_dir / SUMMARY_FILE).is_file():
+    if (run_dir / SUMMARY_FILE).is_file():  # finished: nothing is written, so no lock (read-only archives work)
+        check_run_dir(run_dir, config)
         return read_json(run_dir / SUMMARY_FILE)
-    dataset, mixture = load_prepared(config.dataset), load_mixture(config.mixture)
+    check_output_dir(run_dir)
+    # One writer per run directory; under torchrun only rank 0 writes, so only it takes the lock.
+    with output_lock(run_dir) if launch_rank() == 0 else contextlib.nullcontext():
+        return _train_locked(config, run_dir, progress=progress, evaluators=evaluators)
+
+
+def _train_locked(
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    progress: ProgressFn | None,
+    evaluators: Mapping[str, StepEvaluator] | None,
+) -> dict[str, Any]:
+    check_run_dir(run_dir, config)
+    if (run_dir / SUMMARY_FILE).is_file():  # finished by the writer that held the lock before us
+        return read_json(run_dir / SUMMARY_FILE)
+    dataset = load_prepared(config.dataset)
+    mixture = load_mixture(config.mixture, dataset)
     extra_tokens = load_extra_evals(config.train.extra_evals, dataset, run_dir,
                                     n_sequences=config.train.eval_test_sequences, seed=config.train.eval_seed)
     with world(config.train) as w:
@@ -90,9 +109,9 @@ def train(
                                     keep=config.train.keep_checkpoints, final_step=n_steps, write=w.is_main)
         metrics = MetricsLog(run_dir, write=w.is_main)
         w.barrier()
-        start = checkpointer.latest()
-        if start is not None:
-            checkpointer.load(start, trainer.states(), device=w.device)
+        start, skipped = checkpointer.load_latest(trainer.states(), device=w.device)
+        for reason in skipped:
+            report({"event": "skip_checkpoint", "reason": reason})
         metrics.truncate_after(start if start is not None else -1)
         w.barrier()
         report({"event": "resume" if start else "start", "step": trainer.step, "n_steps": n_steps,
@@ -308,7 +327,8 @@ def load_run(run_dir: Path, *, device: str | torch.device = "cpu", checkpoint: s
             f"{run_dir} is not a run directory (no {CONFIG_FILE}); train one with 'repeatlab train'"
         )
     config = load_json(RunConfig, run_dir / CONFIG_FILE)
-    dataset, mixture = load_prepared(config.dataset), load_mixture(config.mixture)
+    dataset = load_prepared(config.dataset)
+    mixture = load_mixture(config.mixture, dataset)
     expected = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
     path = _weights_path(run_dir, checkpoint)
     return LoadedRun(

@@ -1,0 +1,152 @@
+"""Outputs that cannot be written: read-only directories, paths that are files or lie under one, ``.`` and
+``..``, a directory where a file is asked for. Each is refused in one line, before any work, and leaves the file
+system as it was."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
+
+import pytest
+import typer
+
+from repeatlab.cli.errors import user_errors
+from repeatlab.sweeps.grid import GridConfig, grid_to_toml
+from repeatlab.data.prepare import PrepareConfig
+from repeatlab.train.config import TrainConfig
+
+from .conftest import CONTEXT, ReadOnly, cli, error_lines, snapshot, train_args
+
+
+@pytest.fixture(scope="module")
+def finished_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    result = cli(*train_args(data, run_dir))
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def tiny_grid_file(data: Path, folder: Path) -> Path:
+    grid = GridConfig(name="tiny", sizes=("tiny-1l",), total_tokens=64 * CONTEXT, repeated_fractions=(0.5,),
+                      repeated_epochs=(4,),
+                      data=PrepareConfig(source=str(data / "corpus"), tokenizer="byte", context=CONTEXT,
+                                         test_fraction=0.1),
+                      train=TrainConfig(batch_tokens=8 * CONTEXT, n_log_evals=2, eval_test_sequences=8,
+                                        eval_repeated_sequences=8, device="cpu"))
+    path = folder / "grid.toml"
+    path.write_text(grid_to_toml(grid), encoding="utf-8")
+    return path
+
+
+def commands(data: Path, out: Path, finished_run: Path, grid: Path) -> dict[str, list[str]]:
+    """Every command that writes, with ``out`` as its output."""
+    return {
+        "data prepare": ["data", "prepare", str(data / "corpus"), "--out", str(out), "--tokenizer", "byte",
+                         "--context", str(CONTEXT)],
+        "data mix": ["data", "mix", str(data / "prepared"), "--total-tokens", str(64 * CONTEXT), "--out", str(out)],
+        "train": train_args(data, out),
+        "report": ["report", str(finished_run), "--out", str(out / "report.html")],
+        "audit": ["audit", str(data / "corpus"), "--out", str(out / "audit.json")],
+        "sweep run": ["sweep", "run", str(grid), "--out", str(out)],
+    }
+
+
+@pytest.mark.parametrize("command", ["data prepare", "data mix", "train", "report", "audit", "sweep run"])
+def test_read_only_output_is_refused_before_the_work(command: str, data: Path, finished_run: Path, tmp_path: Path,
+                                                     read_only: ReadOnly) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    grid = tiny_grid_file(data, tmp_path)
+    out = locked / "out" if command not in ("report", "audit") else locked
+    before = snapshot(tmp_path)
+    result = read_only.run([locked], *commands(data, out, finished_run, grid)[command])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write in {locked}: "), result.stderr
+    assert ("Read-only file system" if read_only.as_root else "Permission denied") in lines[0]
+    assert "read 120 documents" not in result.stdout  # refused before reading the corpus
+    assert snapshot(tmp_path) == before
+
+
+def test_a_read_only_run_directory_is_refused(data: Path, finished_run: Path, tmp_path: Path,
+                                              read_only: ReadOnly) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    result = read_only.run([run_dir], *train_args(data, run_dir))
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"error: cannot write in {run_dir}: "
+        + ("Read-only file system; the file system is mounted read-only; choose another location" if read_only.as_root
+           else "Permission denied; check its permissions, or choose another location")]
+    assert list(run_dir.iterdir()) == [] and list(tmp_path.iterdir()) == [run_dir]
+
+
+@pytest.mark.parametrize("command", ["data prepare", "data mix", "train", "sweep run"])
+def test_output_directories_that_are_not_directories(command: str, data: Path, finished_run: Path,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("the user's file\n", encoding="utf-8")
+    grid = tiny_grid_file(data, tmp_path)
+    work = tmp_path / "work"
+    (work / "inner").mkdir(parents=True)
+    monkeypatch.chdir(work / "inner")
+    cases = {
+        a_file: f"{a_file} is a file, not a directory; give the path of a directory to create",
+        a_file / "sub": f"{a_file / 'sub'} lies under {a_file}, which is a file, not a directory; choose another path",
+        Path("."): ". names an existing directory by '.' or '..', not an output; give a new directory's name, such "
+                   "as out",
+        Path(".."): ".. names an existing directory by '.' or '..', not an output; give a new directory's name, such "
+                    "as ../out",
+    }
+    before = snapshot(tmp_path)
+    for out, message in cases.items():
+        result = cli(*commands(data, out, finished_run, grid)[command])
+        assert result.exit_code == 2 and error_lines(result) == [f"error: {message}"], (out, result.output)
+    assert snapshot(tmp_path) == before
+
+
+def test_file_outputs_refuse_a_directory_before_the_work(data: Path, finished_run: Path, tmp_path: Path) -> None:
+    table = tmp_path / "runs.csv"
+    table.write_text("params,loss\n1e6,3.9\n1e7,3.1\n1e8,2.6\n1e9,2.3\n", encoding="utf-8")
+    before = snapshot(tmp_path)
+    for command, example in ((["report", str(finished_run)], "report.html"),
+                             (["audit", str(data / "corpus")], "audit.json"),
+                             (["probe", str(finished_run)], "probes.json"),
+                             (["laws", "fit", str(table), "--form", "power"], "fit.json")):
+        result = cli(*command, "--out", str(tmp_path))
+        assert result.exit_code == 2, (command, result.output)
+        assert error_lines(result) == [f"error: {tmp_path} is a directory; give a file name such as "
+                                       f"{tmp_path / example}"], (command, result.output)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_os_error_at_the_cli_is_one_line_and_a_bug_keeps_its_traceback() -> None:
+    app = typer.Typer()
+
+    @app.command()
+    @user_errors
+    def write(kind: str) -> None:
+        if kind == "full":
+            raise OSError(errno.ENOSPC, "No space left on device", "/data/out/train.bin")
+        raise OSError(errno.EBADF, "Bad file descriptor")  # no file named: the code's fault
+
+    from typer.testing import CliRunner
+
+    full = CliRunner().invoke(app, ["full"])
+    assert full.exit_code == 2
+    assert full.output.strip() == ("error: /data/out/train.bin: No space left on device; free some space, or choose "
+                                   "another location")
+    bug = CliRunner().invoke(app, ["bug"])
+    assert isinstance(bug.exception, OSError) and bug.exception.errno == errno.EBADF
+
+
+def test_a_finished_run_on_read_only_storage_still_reports(data: Path, finished_run: Path, tmp_path: Path,
+                                                           read_only: ReadOnly) -> None:
+    archive = tmp_path / "archive"
+    shutil.copytree(finished_run.parent, archive)
+    before = snapshot(archive)
+    result = read_only.run([archive], *train_args(data, archive / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "done: 60 steps" in result.stdout
+    assert snapshot(archive) == before
