@@ -23,7 +23,8 @@ pytestmark = [
 
 
 def call(out: Path, *extra: str, **budgets: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **budgets, "PYTHON": sys.executable, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {**os.environ, **budgets, "PYTHON": sys.executable,
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run(["bash", str(SCRIPT), "--dry-run", str(out), *extra], env=env, capture_output=True,
                           text=True, timeout=600, check=False)
 
