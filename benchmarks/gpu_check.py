@@ -186,11 +186,12 @@ def measure_many(out: Path, scale: Scale, budget: Budget) -> None:
                     tps = time_stacked(shape, k, batch_sequences=scale.many_sequences, device=device,
                                        dtype=torch.bfloat16, steps=scale.steps, warmup=scale.warmup)
             except (RuntimeError, TimeoutError) as error:  # out of memory, a failed or late process
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
                 record.add("skipped", {**item, "reason": f"{type(error).__name__}: {str(error)[:300]}"})
                 print(f"(b) {size} K={k} {way}: {type(error).__name__}", flush=True)
                 continue
+            finally:
+                if device.type == "cuda":  # hand the stacked models' cached memory back before processes start
+                    torch.cuda.empty_cache()
             single.setdefault((size, way), tps / k)  # K = 1 comes first
             one = single.get((size, "processes"), single[(size, way)])
             item.update(tokens_per_s=tps, x_k_single=tps / (k * one), seconds=time.perf_counter() - started)
