@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import tempfile
 import time
 from collections.abc import Callable
@@ -79,6 +80,23 @@ def peak_flops(device: torch.device, dtype: torch.dtype, threads: int) -> tuple[
         return None, "CPU: unknown clock (pass --peak-tflops)"
     peak = threads * mhz * 1e6 * per_cycle
     return peak, f"CPU: {threads} core(s) x {mhz / 1e3:.2f} GHz x {per_cycle} fp32 FLOPs/cycle"
+
+
+def matmul_peak_flops(device: torch.device, dtype: torch.dtype, *, size: int, seconds: float) -> float:
+    """FLOP/s of a large square matmul, the best of repeated timings over about ``seconds``: the measured dense
+    peak that MFU is quoted against (PaLM convention) where a datasheet figure is unknown or unreachable."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    best, spent = float("inf"), 0.0
+    a @ b  # warm-up: kernel selection, allocator
+    _sync(device)
+    while spent < seconds:
+        started = time.perf_counter()
+        a @ b
+        _sync(device)
+        elapsed = time.perf_counter() - started
+        best, spent = min(best, elapsed), spent + elapsed
+    return 2 * size**3 / best
 
 
 def synthetic_data(root: Path, *, vocab: int, context: int, n_tokens: int) -> tuple[Path, Path]:
@@ -175,27 +193,60 @@ def compare(config: RunConfig, shape: ModelConfig, *, steps: int, warmup: int,
         return best[0], best[1], w.device, w.dtype
 
 
-def _concurrent_worker(config: RunConfig, steps: int, warmup: int, barrier: Any, out: Any) -> None:
-    # Each process trains its own model; the barrier lines up their timed windows.
-    with world(config.train) as w:
-        step = trainer_step(config, w)
-        for _ in range(warmup):
-            step()
-        barrier.wait()
-        out.put(time_steps(step, steps=steps, batch_tokens=config.train.batch_tokens, device=w.device))
+def _concurrent_worker(config: RunConfig, steps: int, warmup: int, barrier: Any, out: Any, timeout_s: float,
+                       core: int | None) -> None:
+    # Each process trains its own model; the barrier lines up their timed windows. A failure (out of memory)
+    # is sent back as its message, and breaks the barrier so that the others stop waiting.
+    try:
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+        with world(config.train) as w:
+            step = trainer_step(config, w)
+            for _ in range(warmup):
+                step()
+            barrier.wait(timeout=timeout_s)
+            out.put(time_steps(step, steps=steps, batch_tokens=config.train.batch_tokens, device=w.device))
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which names it
+        barrier.abort()
+        out.put(f"{type(error).__name__}: {error}")
 
 
-def time_concurrent(config: RunConfig, k: int, *, steps: int, warmup: int) -> float:
-    """Total tokens/s of ``k`` processes each training one model on the same device at the same time."""
+def time_concurrent(config: RunConfig, k: int, *, steps: int, warmup: int, timeout_s: float = 3600.0,
+                    pin: bool = False) -> float:
+    """Total tokens/s of ``k`` processes each training one model on the same device at the same time; with
+    ``pin``, process i runs on CPU core i (mod the cores) only.
+
+    Raises ``RuntimeError`` naming the first failure of a process, or ``TimeoutError`` after ``timeout_s``
+    (all processes are stopped either way)."""
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(k), ctx.Queue()
-    procs = [ctx.Process(target=_concurrent_worker, args=(config, steps, warmup, barrier, out)) for _ in range(k)]
+    cores = sorted(os.sched_getaffinity(0))
+    procs = [ctx.Process(target=_concurrent_worker,
+                         args=(config, steps, warmup, barrier, out, timeout_s, cores[i % len(cores)] if pin else None))
+             for i in range(k)]
+    deadline = time.monotonic() + timeout_s
     for p in procs:
         p.start()
-    results = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    return sum(results)
+    results: list[float | str] = []
+    try:
+        while len(results) < k:
+            try:
+                results.append(out.get(timeout=1.0))
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:  # killed before it could report (the out-of-memory killer, a signal)
+                    raise RuntimeError(f"a process of {k} exited with code {dead[0]} before reporting") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{k} concurrent processes did not finish within {timeout_s:.0f} s") from None
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+    failures = [r for r in results if isinstance(r, str)]
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {k} processes failed; first: {failures[0]}")
+    return sum(r for r in results if not isinstance(r, str))
 
 
 def main() -> None:
@@ -214,6 +265,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--concurrent", type=int, default=None,
                         help="also train K models at once on the device (default: 4 on CUDA, off on CPU)")
+    parser.add_argument("--pin", action="store_true", help="pin the K processes to one CPU core each")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the hardware peak")
     args = parser.parse_args()
 
@@ -236,7 +288,7 @@ def main() -> None:
                   f"ratio {ours / ref:.2f}  [{fpt / 1e6:.1f} MFLOP/token; {how}]")
             k = args.concurrent if args.concurrent is not None else (4 if device.type == "cuda" else 0)
             if k > 1:
-                together = time_concurrent(config, k, steps=args.steps, warmup=args.warmup)
+                together = time_concurrent(config, k, steps=args.steps, warmup=args.warmup, pin=args.pin)
                 print(f"{'':>12} {k} models at once: {together:10,.0f} tok/s in total = {together / ours:.2f} x one "
                       f"model (target >= {0.7 * k:.1f})")
 

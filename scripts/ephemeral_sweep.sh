@@ -12,7 +12,7 @@
 #   sweep.log       the sweep's output
 # The prepared data and the mixtures are rebuilt on each call (they are deterministic), so a bundle stays
 # small. Runs interrupted mid-training start again next call: pick SECONDS so that runs finish inside it.
-# Uses `repeatlab` when installed, else `python3 -m repeatlab.cli` with src/ on PYTHONPATH.
+# Uses `repeatlab` when installed, else `$PYTHON -m repeatlab.cli` (default python3) with src/ on PYTHONPATH.
 set -euo pipefail
 
 if [ $# -lt 4 ]; then
@@ -28,7 +28,7 @@ if command -v repeatlab >/dev/null 2>&1; then
     rl=(repeatlab)
 else
     export PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}"
-    rl=(python3 -m repeatlab.cli)
+    rl=("${PYTHON:-python3}" -m repeatlab.cli)
 fi
 
 mkdir -p "$sweep" "$out"
@@ -53,7 +53,7 @@ esac
 [ -f "$sweep/results.parquet" ] || { echo "no results.parquet in $sweep: nothing to bundle" >&2; exit 1; }
 (
     cd "$sweep"
-    mapfile -t finished < <(python3 -c 'import pandas as pd
+    mapfile -t finished < <("${PYTHON:-python3}" -c 'import pandas as pd
 frame = pd.read_parquet("results.parquet")
 print("\n".join("runs/" + r for r in frame.loc[frame["status"] == "done", "run_id"]))' 2>/dev/null || true)
     tar -czf "$out/results.tar.gz.tmp" --exclude=checkpoints --exclude='*.safetensors' --exclude='.lock' \

@@ -34,7 +34,8 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Peak learning rate")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16")] = None,
-    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile",
+                                                 help="torch.compile the model with its loss")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the model initialisation")] = None,
     init_from: Annotated[Path | None, typer.Option(help="Fine-tune from this run directory's weights with a fresh "
                                                          "optimizer; model, dataset and settings default to its own, "

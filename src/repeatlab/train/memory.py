@@ -13,10 +13,9 @@ from collections.abc import Callable
 
 import torch
 
-import torch.nn.functional as F
-
 from repeatlab.models.gpt import GPT, ModelConfig
 from repeatlab.train.distributed import World
+from repeatlab.train.objective import NextTokenLoss
 from repeatlab.train.plan import BatchPlan, divisors_up_to
 
 _GIB = 2**30
@@ -43,7 +42,7 @@ def try_micro_batch(model: GPT, micro_batch_sequences: int, world: World) -> Non
     try:
         tokens = torch.zeros(micro_batch_sequences, model.config.context, dtype=torch.long, device=world.device)
         with world.autocast():
-            loss = F.cross_entropy(model(tokens).flatten(0, 1), tokens.flatten())  # logits: [b*T, V]
+            loss = NextTokenLoss(model)(tokens, tokens)  # []
         loss.backward()
     finally:
         del held

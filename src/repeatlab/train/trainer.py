@@ -17,7 +17,6 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -32,6 +31,7 @@ from repeatlab.train.distributed import World
 from repeatlab.train.interventions import check_interventions, intervened
 from repeatlab.train.memory import check_memory
 from repeatlab.train.metrics import Evaluator
+from repeatlab.train.objective import NextTokenLoss
 from repeatlab.train.plan import BatchPlan, plan_batches
 from repeatlab.train.schedule import eval_steps, learning_rate
 
@@ -104,12 +104,13 @@ def build_optimizer(model: GPT, optim: OptimConfig, device: torch.device) -> tor
 
 
 def wrap_model(model: GPT, world: World, *, compile: bool) -> tuple[nn.Module, DistributedDataParallel | None]:
-    """The module the training step calls (DDP across processes, then ``torch.compile`` if asked), and the
-    DDP wrapper itself (whose ``no_sync`` skips the gradient all-reduce between accumulation steps)."""
+    """The module the training step calls, ``(inputs, targets) -> loss``: the model with its loss
+    (``NextTokenLoss``), wrapped in DDP across processes, then compiled as one unit if asked; and the DDP
+    wrapper itself (whose ``no_sync`` skips the gradient all-reduce between accumulation steps)."""
     ddp = None
-    module: nn.Module = model
+    module: nn.Module = NextTokenLoss(model)
     if world.distributed:
-        ddp = DistributedDataParallel(model, device_ids=[world.device.index] if world.device.type == "cuda" else None)
+        ddp = DistributedDataParallel(module, device_ids=[world.device.index] if world.device.type == "cuda" else None)
         module = ddp
     if compile:
         module = cast(nn.Module, torch.compile(module))
@@ -222,8 +223,7 @@ class Trainer:
         """Loss of one micro-batch, backpropagated with the 1/grad_accum scale; DDP all-reduces on ``sync``."""
         with self.ddp.no_sync() if self.ddp is not None and not sync else contextlib.nullcontext():
             with self.world.autocast():
-                logits = self.module(inputs)  # [b, T, V]
-                loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+                loss = self.module(inputs, targets)  # []
             (loss / self.plan.grad_accum).backward()
         return loss
 
