@@ -16,7 +16,8 @@ The protocol (fixed before any run of the grid was trained; docs/testbeds.md has
 * 2,000 steps of 64 sequences, warm-up 100, cosine to 10%; the learning rate the best of 1e-3, 3e-3, 1e-2 by
   final test loss for the seed-0 run of the middle cell (K = 1024, B = 3, alpha = 0) (``tune``);
 * every 50 steps: test loss and the query's accuracy on the ``icl`` set (class in context, labels drawn afresh:
-  only reading the context helps) and the ``iwl`` set (class not in context: only weights help).
+  only reading the context helps) and the ``iwl`` set (class not in context: only weights help), the in-weights
+  accuracy at first occurrences in training-distribution sequences, and the query's induction-head score.
 
 Outcomes per run: final ICL and IWL accuracy; the step at which ICL accuracy first reaches 0.5; and the width of
 its rise, the steps from 10% to 90% of the way from its first value to its maximum (only where that rise is at
@@ -133,7 +134,8 @@ def load_rows(root: Path, lr: float) -> pd.DataFrame:
         formed, width = rise(steps, icl)
         rows.append({"K": cell[0], "B": cell[1], "alpha": cell[2], "seed": seed, "test_loss": records[-1]["test_loss"],
                      "icl": icl[-1], "iwl": records[-1]["classification.iwl_accuracy"], "icl_max": icl.max(),
-                     "formed": formed, "width": width})
+                     "iwl_first": records[-1]["classification.iwl_first_accuracy"],
+                     "induction": records[-1]["classification.induction.max"], "formed": formed, "width": width})
     return pd.DataFrame(rows)
 
 
@@ -150,14 +152,14 @@ def tables(root: Path) -> None:
               f"{last['classification.iwl_accuracy']:.2f}")
     frame = load_rows(root, lr)
     print(f"\nlr {lr:g}; {len(frame)} finished runs. Mean [min, max] over seeds; chance accuracy 1/32 = 0.03.\n")
-    print("| K | B | alpha | ICL accuracy | IWL accuracy | test loss | ICL >= 0.5 at step (per seed) "
-          "| ICL rise 10-90% (steps, per seed) |")
-    print("|" + "---|" * 8)
+    print("| K | B | alpha | ICL accuracy (icl set) | IWL accuracy (iwl set) | IWL at first occurrences "
+          "| query induction score | test loss | ICL >= 0.5 at step (per seed) | ICL rise 10-90% (steps, per seed) |")
+    print("|" + "---|" * 10)
     for (k, b, alpha), g in frame.groupby(["K", "B", "alpha"]):
         formed = ", ".join("—" if pd.isna(v) else str(int(v)) for v in g.formed)
         width = ", ".join("—" if pd.isna(v) else str(int(v)) for v in g.width)
-        print(f"| {k} | {b} | {alpha:g} | {spread(g.icl)} | {spread(g.iwl)} | {spread(g.test_loss, 3)} "
-              f"| {formed} | {width} |")
+        print(f"| {k} | {b} | {alpha:g} | {spread(g.icl)} | {spread(g.iwl)} | {spread(g.iwl_first)} "
+              f"| {spread(g.induction)} | {spread(g.test_loss, 3)} | {formed} | {width} |")
 
 
 def figure(root: Path, out: Path) -> None:
