@@ -17,12 +17,13 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_utf8
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(RepeatlabError):
     """A config value or key is invalid; the message names the field and the fix."""
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from repeatlab.errors import RepeatlabError
+
 _FILE_MODE, _DIR_MODE = 0o644, 0o755
 
 
@@ -59,7 +61,7 @@ def read_utf8(path: str | Path) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8, or give "
+        raise RepeatlabError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8, or give "
                          f"the right file") from None
 
 
@@ -70,7 +72,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(read_utf8(path))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); the file may be corrupt") from None
+        raise RepeatlabError(f"{path} is not valid JSON ({exc}); the file may be corrupt") from None
 
 
 def _json_default(value: Any) -> Any:
@@ -182,7 +184,7 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 # ----------------------------------------------------------------------------- one writer per output
 
-class OutputError(ValueError):
+class OutputError(RepeatlabError):
     """An output path cannot be written: it is not a directory, it is read-only, or another process writes it."""
 
 

@@ -8,12 +8,14 @@ import errno
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 
 from repeatlab.cli.errors import user_errors
-from repeatlab.sweeps.grid import GridConfig, grid_to_toml
 from repeatlab.data.prepare import PrepareConfig
+from repeatlab.laws.results import FitError
+from repeatlab.sweeps.grid import GridConfig, grid_to_toml
 from repeatlab.train.config import TrainConfig
 
 from .conftest import CONTEXT, ReadOnly, cli, error_lines, snapshot, train_args
@@ -139,6 +141,26 @@ def test_an_os_error_at_the_cli_is_one_line_and_a_bug_keeps_its_traceback() -> N
                                    "another location")
     bug = CliRunner().invoke(app, ["bug"])
     assert isinstance(bug.exception, OSError) and bug.exception.errno == errno.EBADF
+
+
+def test_bad_input_is_one_line_and_a_libraries_value_error_keeps_its_traceback() -> None:
+    """Only ``RepeatlabError`` (and its subclasses, ConfigError, FitError, ...) is bad input; a ValueError raised
+    inside numpy is a bug and must reach the user with its traceback."""
+    app = typer.Typer()
+
+    @app.command()
+    @user_errors
+    def run(kind: str) -> None:
+        if kind == "input":
+            raise FitError("none of the starts converged; widen the grid")
+        np.reshape(np.arange(3), (2, 2))  # numpy's own ValueError
+
+    from typer.testing import CliRunner
+
+    bad_input = CliRunner().invoke(app, ["input"])
+    assert bad_input.exit_code == 2 and bad_input.output.strip() == "error: none of the starts converged; widen the grid"
+    bug = CliRunner().invoke(app, ["bug"])
+    assert type(bug.exception) is ValueError and "reshape" in str(bug.exception)
 
 
 def test_a_finished_run_on_read_only_storage_still_reports(data: Path, finished_run: Path, tmp_path: Path,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from repeatlab.errors import RepeatlabError
+
 SpanMethod = Literal["hash", "suffix-array"]
 Backend = Literal["local", "ray"]
 
@@ -28,13 +30,13 @@ class NearDupConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+            raise RepeatlabError(f"threshold must be in (0, 1), got {self.threshold}")
         if not 2 <= self.num_perm <= 1024:
-            raise ValueError(f"num_perm must be in [2, 1024], got {self.num_perm}")
+            raise RepeatlabError(f"num_perm must be in [2, 1024], got {self.num_perm}")
         if self.shingle_size < 1:
-            raise ValueError(f"shingle_size must be at least 1, got {self.shingle_size}")
+            raise RepeatlabError(f"shingle_size must be at least 1, got {self.shingle_size}")
         if self.seed < 0:
-            raise ValueError(f"seed must be non-negative, got {self.seed}")
+            raise RepeatlabError(f"seed must be non-negative, got {self.seed}")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -67,18 +69,18 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         if not self.tokenizer:
-            raise ValueError("tokenizer must be 'byte' or a path to a tokenizer.json, got ''")
+            raise RepeatlabError("tokenizer must be 'byte' or a path to a tokenizer.json, got ''")
         if not self.text_field:
-            raise ValueError("text_field must not be empty")
+            raise RepeatlabError("text_field must not be empty")
         if self.min_span_tokens < 2:
-            raise ValueError(f"min_span_tokens must be at least 2, got {self.min_span_tokens}")
+            raise RepeatlabError(f"min_span_tokens must be at least 2, got {self.min_span_tokens}")
         if self.span_method not in ("hash", "suffix-array"):
-            raise ValueError(f"span_method must be 'hash' or 'suffix-array', got {self.span_method!r}")
+            raise RepeatlabError(f"span_method must be 'hash' or 'suffix-array', got {self.span_method!r}")
         if self.top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+            raise RepeatlabError(f"top_k must be at least 1, got {self.top_k}")
         if self.backend not in ("local", "ray"):
-            raise ValueError(f"backend must be 'local' or 'ray', got {self.backend!r}")
+            raise RepeatlabError(f"backend must be 'local' or 'ray', got {self.backend!r}")
         if self.batch_mb < 1:
-            raise ValueError(f"batch_mb must be at least 1, got {self.batch_mb}")
+            raise RepeatlabError(f"batch_mb must be at least 1, got {self.batch_mb}")
         if self.bucket_mb < 16:
-            raise ValueError(f"bucket_mb must be at least 16, got {self.bucket_mb}")
+            raise RepeatlabError(f"bucket_mb must be at least 16, got {self.bucket_mb}")

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import DATABLATIONS_C4
 from repeatlab.laws.region import HERNANDEZ_2022, PoorRegion
 
@@ -36,9 +37,9 @@ class TrainingPlan:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.n_params) and self.n_params > 0):
-            raise ValueError(f"n_params must be positive, got {self.n_params}")
+            raise RepeatlabError(f"n_params must be positive, got {self.n_params}")
         if not (math.isfinite(self.n_train_tokens) and self.n_train_tokens > 0):
-            raise ValueError(f"n_train_tokens must be positive, got {self.n_train_tokens}")
+            raise RepeatlabError(f"n_train_tokens must be positive, got {self.n_train_tokens}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,11 +81,11 @@ def estimate_cost(
     """Place tokens by training repeat count ``E = k T / C`` against ``region``'s band for ``plan.n_params``."""
     corpus_tokens = sum(n for _, n in token_histogram)
     if corpus_tokens == 0:
-        raise ValueError("the audit counted no tokens; there is nothing to estimate")
+        raise RepeatlabError("the audit counted no tokens; there is nothing to estimate")
     epochs = plan.n_train_tokens / corpus_tokens
     left, right = (float(edge) for edge in region.band(plan.n_params))
     if left >= right:
-        raise ValueError(
+        raise RepeatlabError(
             f"the poor-performance region ({region.source}) gives an empty band at N={plan.n_params:g}: "
             f"left E {left:g} >= right E {right:g}"
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 from repeatlab.audit.config import AuditConfig
 from repeatlab.audit.scan import BatchScan, scan_batch
+from repeatlab.errors import RepeatlabError
 
 
 def ray_scan(batches: Iterable[list[str]], config: AuditConfig) -> Iterator[BatchScan]:
@@ -22,7 +23,7 @@ def ray_scan(batches: Iterable[list[str]], config: AuditConfig) -> Iterator[Batc
     try:
         import ray
     except ImportError:
-        raise ValueError("backend 'ray' needs the ray package: pip install 'repeatlab[ray]'") from None
+        raise RepeatlabError("backend 'ray' needs the ray package: pip install 'repeatlab[ray]'") from None
     started = not ray.is_initialized()
     if started:
         ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=False)

@@ -17,6 +17,7 @@ from repeatlab.audit import (
 )
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_file
 from repeatlab.laws.region import HERNANDEZ_2022, PoorRegion
 
@@ -46,9 +47,9 @@ def audit(
     fitted ``repeatlab.laws.PoorRegion`` or ``PoorRegionFit`` as JSON).
     """
     if (n_params is None) != (train_tokens is None):
-        raise ValueError("give both --n-params and --train-tokens for a cost estimate, or neither")
+        raise RepeatlabError("give both --n-params and --train-tokens for a cost estimate, or neither")
     if region_json is not None and n_params is None:
-        raise ValueError("--region needs --n-params and --train-tokens")
+        raise RepeatlabError("--region needs --n-params and --train-tokens")
     if out is not None:
         check_output_file(out, example="audit.json")  # before the (possibly long) audit
     config = AuditConfig(

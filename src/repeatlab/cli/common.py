@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from repeatlab.errors import RepeatlabError
+
 console = Console()
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
@@ -18,7 +20,7 @@ def parse_count(text: str) -> int:
     """Parse a token or parameter count such as ``1000000``, ``1e6``, ``10M`` or ``2.5B``."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*", text.lower())
     if not match:
-        raise ValueError(f"cannot read {text!r} as a count; write e.g. 1000000, 1e6, 10M or 2.5B")
+        raise RepeatlabError(f"cannot read {text!r} as a count; write e.g. 1000000, 1e6, 10M or 2.5B")
     return int(round(float(match.group(1)) * _SUFFIX[match.group(2)]))
 
 
@@ -37,7 +39,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE (e.g. train.eval_every=100), got {item!r}")
+            raise RepeatlabError(f"--set expects KEY=VALUE (e.g. train.eval_every=100), got {item!r}")
         try:
             updates[key.strip()] = json.loads(text)
         except json.JSONDecodeError:

@@ -12,6 +12,7 @@ from repeatlab.cli.errors import user_errors
 from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import PrepareConfig, prepare_dataset
 from repeatlab.data.summary import summarize_mixture, summarize_path, summarize_prepared
+from repeatlab.errors import RepeatlabError
 
 app = typer.Typer(help="Prepare corpora and build exact repetition mixtures.", no_args_is_help=True)
 
@@ -34,7 +35,7 @@ def prepare(
 ) -> None:
     """Split a corpus by document, train a tokenizer (or reuse another dataset's), and write packed token memmaps."""
     if tokenizer not in ("bpe", "byte"):
-        raise ValueError(f"--tokenizer must be bpe or byte, got {tokenizer!r}")
+        raise RepeatlabError(f"--tokenizer must be bpe or byte, got {tokenizer!r}")
     config = PrepareConfig(
         source=source,
         text_field=text_field,

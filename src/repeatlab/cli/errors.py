@@ -11,14 +11,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import describe_os_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _err = Console(stderr=True)
 
-# Errors that mean "bad input": shown as a message. Anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
+# Errors that mean "bad input": shown as a message. Anything else (a ValueError from numpy or torch included) is a
+# bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (RepeatlabError, FileNotFoundError, FileExistsError, NotADirectoryError)
 
 # Operating-system errors about a named file that the user's machine, not the code, causes (permissions, a
 # read-only or full disk, a path that is a file): shown as "PATH: cause; fix". Other OSErrors keep their traceback.

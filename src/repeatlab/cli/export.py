@@ -9,6 +9,7 @@ import typer
 
 from repeatlab.cli.common import console
 from repeatlab.cli.errors import user_errors
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.export import export_hf
 from repeatlab.train.run import load_run
 
@@ -23,7 +24,7 @@ def export(
 ) -> None:
     """Export a run's weights with its tokenizer, loadable with AutoModelForCausalLM/AutoTokenizer."""
     if to != "hf":
-        raise ValueError(f"--to must be hf, got {to!r}")
+        raise RepeatlabError(f"--to must be hf, got {to!r}")
     run = load_run(run_dir, checkpoint=checkpoint)
     export_hf(run.model, out, tokenizer_file=run.dataset.path / "tokenizer.json", overwrite=overwrite)
     console.print(f"exported {run_dir} ({checkpoint}) to {out}")

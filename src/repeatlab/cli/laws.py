@@ -13,6 +13,7 @@ from rich.table import Table
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import from_dict, to_dict
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_file, read_json, write_json
 from repeatlab.laws import (
     BESIROGLU_2024,
@@ -101,13 +102,13 @@ def fit(
     result: LawFit[Any]
     if form is LawForm.power:
         if identify:
-            raise ValueError("--identify works for the chinchilla and data-constrained forms, not power")
+            raise RepeatlabError("--identify works for the chinchilla and data-constrained forms, not power")
         result = fit_power_law(runs, metric=metric, config=fit_config, bootstrap=config)
     elif form is LawForm.chinchilla:
         result = fit_chinchilla(runs, config=fit_config, bootstrap=config, identify=identify_config)
     else:
         if fit_base and grid is DecayGrid.paper:
-            raise ValueError("--grid paper holds the base constants fixed; it cannot be combined with --fit-base")
+            raise RepeatlabError("--grid paper holds the base constants fixed; it cannot be combined with --fit-base")
         result = fit_data_constrained(
             runs,
             base=None if fit_base else DATABLATIONS_C4.base,
@@ -143,13 +144,13 @@ def predict(
         loss = float(law.loss(n))
     else:
         if tokens is None:
-            raise ValueError(f"--tokens is required for the {form.value} form")
+            raise RepeatlabError(f"--tokens is required for the {form.value} form")
         d = float(parse_count(tokens))
         if isinstance(law, ChinchillaLaw):
             loss = float(law.loss(n, d))
         else:
             if unique_tokens is None:
-                raise ValueError("--unique-tokens is required for the data-constrained form")
+                raise RepeatlabError("--unique-tokens is required for the data-constrained form")
             loss = float(law.loss(n, d, min(float(parse_count(unique_tokens)), d)))
     if as_json:
         typer.echo(json.dumps({"form": form.value, "loss": loss, "law": to_dict(law)}, indent=2))
@@ -164,7 +165,7 @@ def _renames(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         old, sep, new = pair.partition("=")
         if not sep or not old or not new:
-            raise ValueError(f"--column takes FILE_NAME=NAME, got {pair!r}")
+            raise RepeatlabError(f"--column takes FILE_NAME=NAME, got {pair!r}")
         renames[old] = new
     return renames
 
@@ -172,7 +173,7 @@ def _renames(pairs: list[str]) -> dict[str, str]:
 def _load_law(form: LawForm, path: Path) -> PowerLaw | ChinchillaLaw | DataConstrainedLaw:
     data = read_json(path)
     if not isinstance(data, dict) or "law" not in data or data.get("form") != form.value:
-        raise ValueError(f"{path} is not a {form.value} fit written by `repeatlab laws fit --out`")
+        raise RepeatlabError(f"{path} is not a {form.value} fit written by `repeatlab laws fit --out`")
     return from_dict(_LAW_TYPES[form], data["law"], where=str(path))
 
 

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from repeatlab.cli.common import console
 from repeatlab.cli.errors import user_errors
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.sizes import list_sizes
 
 
@@ -26,7 +27,7 @@ def models(
 ) -> None:
     """List the named model sizes: shape, scaling-law N (12 L d^2, or 4 L d^2 attention-only) and exact total."""
     if vocab_size < 1 or context < 1:
-        raise ValueError(f"--vocab-size and --context must be positive, got {vocab_size} and {context}")
+        raise RepeatlabError(f"--vocab-size and --context must be positive, got {vocab_size} and {context}")
     table = Table(title=f"model sizes (vocab {vocab_size}, context {context})", title_justify="left")
     table.add_column("name", no_wrap=True)
     for column in ("layers", "d_model", "heads", "mlp", "N (non-emb.)", "total"):

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws import ComputePlan, RepeatPlan, plan_compute, plan_repeats
 
 
@@ -29,11 +30,11 @@ def plan(
     compute_mode = unique_tokens is not None or flops is not None
     repeat_mode = params is not None or total_tokens is not None or repeated_fraction is not None
     if compute_mode and (unique_tokens is None or flops is None):
-        raise ValueError("--unique-tokens and --flops go together")
+        raise RepeatlabError("--unique-tokens and --flops go together")
     if repeat_mode and (params is None or total_tokens is None or repeated_fraction is None):
-        raise ValueError("--params, --total-tokens and --repeated-fraction go together")
+        raise RepeatlabError("--params, --total-tokens and --repeated-fraction go together")
     if not (compute_mode or repeat_mode):
-        raise ValueError("give --unique-tokens and --flops, or --params, --total-tokens and --repeated-fraction")
+        raise RepeatlabError("give --unique-tokens and --flops, or --params, --total-tokens and --repeated-fraction")
     output: dict[str, Any] = {}
     if unique_tokens is not None and flops is not None:
         compute = plan_compute(unique_tokens=float(parse_count(unique_tokens)), flops=float(parse_count(flops)))

@@ -11,6 +11,7 @@ import typer
 from repeatlab.cli.common import console, parse_sets, print_rows
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import override
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_file, write_json
 from repeatlab.probes import PROBE_NAMES, ProbeConfig, ProbeResults, run_probes
 from repeatlab.train.run import load_run
@@ -57,16 +58,16 @@ def _device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {name!r}")
+        raise RepeatlabError(f"--device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available")
+        raise RepeatlabError("--device cuda was asked for but no CUDA device is available")
     return name
 
 
 def _parse_head(text: str) -> list[int]:
     layer, sep, head = text.strip().partition(".")
     if not sep or not layer.isdigit() or not head.isdigit():
-        raise ValueError(f"--ablate expects heads as LAYER.HEAD (e.g. 1.3), got {text.strip()!r}")
+        raise RepeatlabError(f"--ablate expects heads as LAYER.HEAD (e.g. 1.3), got {text.strip()!r}")
     return [int(layer), int(head)]
 
 

@@ -16,6 +16,7 @@ from repeatlab.cli.common import console, parse_count, parse_sets
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import ConfigError, from_dict, load_json, load_toml, override, to_dict
 from repeatlab.dynamics import finetune_config, train_with_probes
+from repeatlab.errors import RepeatlabError
 from repeatlab.train.config import PROBE_METRICS, InterventionConfig, RunConfig
 from repeatlab.train.run import CONFIG_FILE
 
@@ -150,10 +151,10 @@ def parse_intervention(text: str) -> InterventionConfig:
                 fields["stop_step"] = int(stop) if dash and stop else None
             elif key == "evals":
                 if value not in ("yes", "no"):
-                    raise ValueError(f"evals must be yes or no, got {value!r}")
+                    raise RepeatlabError(f"evals must be yes or no, got {value!r}")
                 fields["in_evals"] = value == "yes"
             else:
-                raise ValueError(f"unknown key {key!r} (heads, mode, value, steps, evals)")
+                raise RepeatlabError(f"unknown key {key!r} (heads, mode, value, steps, evals)")
         except ValueError as exc:
             raise ConfigError(f"--intervention {text!r}: {exc}") from None
     return from_dict(InterventionConfig, {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})

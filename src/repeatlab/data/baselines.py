@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from repeatlab.data.prepared import PreparedDataset
+from repeatlab.errors import RepeatlabError
 
 SMOOTHING_GRID = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0)
 """Add-k constants tried; the best on the held-out tail of the training tokens is used."""
@@ -33,7 +34,7 @@ def bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
     """``[vocab, vocab]`` float64 counts of (previous, next) token pairs in a stream."""
     tokens = np.asarray(tokens, dtype=np.int64)
     if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
-        raise ValueError(f"token ids must lie in [0, {vocab_size}), got {tokens.min()}..{tokens.max()}")
+        raise RepeatlabError(f"token ids must lie in [0, {vocab_size}), got {tokens.min()}..{tokens.max()}")
     pairs = tokens[:-1] * vocab_size + tokens[1:]
     return np.bincount(pairs, minlength=vocab_size * vocab_size).reshape(vocab_size, vocab_size).astype(np.float64)
 
@@ -41,10 +42,10 @@ def bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
 def bigram_cross_entropy(counts: np.ndarray, tokens: np.ndarray, smoothing: float) -> float:
     """Mean ``-log p(next | previous)`` over a stream under add-``smoothing`` estimates from ``counts``."""
     if not smoothing > 0:
-        raise ValueError(f"smoothing must be > 0, got {smoothing!r}")
+        raise RepeatlabError(f"smoothing must be > 0, got {smoothing!r}")
     tokens = np.asarray(tokens, dtype=np.int64)
     if tokens.size < 2:
-        raise ValueError("a bigram loss needs at least two tokens")
+        raise RepeatlabError("a bigram loss needs at least two tokens")
     vocab = counts.shape[0]
     previous, following = tokens[:-1], tokens[1:]
     numerator = counts[previous, following] + smoothing
@@ -56,11 +57,11 @@ def bigram_baseline(train_tokens: np.ndarray, test_tokens: np.ndarray, vocab_siz
                     holdout_fraction: float = 0.05) -> BigramBaseline:
     """The bigram model of ``train_tokens`` scored on ``test_tokens`` (smoothing chosen on a training tail)."""
     if not 0.0 < holdout_fraction < 1.0:
-        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
+        raise RepeatlabError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
     train_tokens = np.asarray(train_tokens)
     cut = int(len(train_tokens) * (1 - holdout_fraction))
     if cut < 2 or len(train_tokens) - cut < 2:
-        raise ValueError(f"{len(train_tokens)} training tokens are too few to choose the smoothing")
+        raise RepeatlabError(f"{len(train_tokens)} training tokens are too few to choose the smoothing")
     fit_counts = bigram_counts(train_tokens[:cut], vocab_size)
     smoothing = min(SMOOTHING_GRID, key=lambda k: bigram_cross_entropy(fit_counts, train_tokens[cut:], k))
     counts = bigram_counts(train_tokens, vocab_size)

@@ -45,6 +45,7 @@ from tokenizers import Tokenizer, models
 
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, n_sequences_for
 from repeatlab.data.tokens import EOT, TextTokenizer
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_directory, atomic_save_npy, write_json
 
 if TYPE_CHECKING:
@@ -88,21 +89,21 @@ class ClassificationTask:
         for name in ("n_train_sequences", "n_test_sequences", "n_eval_sequences"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ClassificationTask.{name} must be a positive integer, got {value!r}")
+                raise RepeatlabError(f"ClassificationTask.{name} must be a positive integer, got {value!r}")
         for name in ("n_classes", "n_labels", "n_pairs"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-                raise ValueError(f"ClassificationTask.{name} must be an integer >= 2, got {value!r}")
+                raise RepeatlabError(f"ClassificationTask.{name} must be an integer >= 2, got {value!r}")
         if not isinstance(self.burstiness, int) or not 1 <= self.burstiness <= self.n_pairs - 1:
-            raise ValueError(f"ClassificationTask.burstiness must be an integer in [1, n_pairs - 1 = "
+            raise RepeatlabError(f"ClassificationTask.burstiness must be an integer in [1, n_pairs - 1 = "
                              f"{self.n_pairs - 1}], got {self.burstiness!r}")
         if self.n_classes <= self.n_pairs:
-            raise ValueError(f"ClassificationTask.n_classes ({self.n_classes}) must exceed n_pairs ({self.n_pairs}) "
+            raise RepeatlabError(f"ClassificationTask.n_classes ({self.n_classes}) must exceed n_pairs ({self.n_pairs}) "
                              "so that a context can leave the query's class out (the iwl set)")
         if not self.zipf_exponent >= 0:
-            raise ValueError(f"ClassificationTask.zipf_exponent must be >= 0, got {self.zipf_exponent!r}")
+            raise RepeatlabError(f"ClassificationTask.zipf_exponent must be >= 0, got {self.zipf_exponent!r}")
         if not 0.0 <= self.relabel_fraction <= 1.0:
-            raise ValueError(f"ClassificationTask.relabel_fraction must be in [0, 1], got {self.relabel_fraction!r}")
+            raise RepeatlabError(f"ClassificationTask.relabel_fraction must be in [0, 1], got {self.relabel_fraction!r}")
 
     @property
     def context(self) -> int:
@@ -197,7 +198,7 @@ class ClassificationTask:
             items = self.items(rng, n, query_in_context=False)
             labels = self.class_labels[items]
         else:
-            raise ValueError(f"unknown evaluation set {name!r}; expected one of {', '.join(EVAL_SETS)}")
+            raise RepeatlabError(f"unknown evaluation set {name!r}; expected one of {', '.join(EVAL_SETS)}")
         rows = self.sequences(items, labels)
         return np.concatenate([rows, np.full((n, 1), self.eot_id)], axis=1)
 
@@ -246,7 +247,7 @@ def write_classification_dataset(
 def dataset_task(dataset: PreparedDataset) -> ClassificationTask:
     """The task a prepared dataset was written from; ``ValueError`` if it is not a classification dataset."""
     if dataset.meta.get("task") != TASK_KIND:
-        raise ValueError(f"{dataset.path} is not an in-context classification dataset (its meta.json has no "
+        raise RepeatlabError(f"{dataset.path} is not an in-context classification dataset (its meta.json has no "
                          f"task = {TASK_KIND!r}); write one with repeatlab.data.classification."
                          "write_classification_dataset")
     return ClassificationTask(**dataset.meta[TASK_KIND])
@@ -263,7 +264,7 @@ def load_eval_sequences(dataset: PreparedDataset, name: str) -> np.ndarray:
     """Evaluation set ``name`` (``icl`` or ``iwl``) of a classification dataset, ``[n, context + 1]``."""
     dataset_task(dataset)
     if name not in EVAL_SETS:
-        raise ValueError(f"unknown evaluation set {name!r}; expected one of {', '.join(EVAL_SETS)}")
+        raise RepeatlabError(f"unknown evaluation set {name!r}; expected one of {', '.join(EVAL_SETS)}")
     return np.load(dataset.path / eval_file(name))
 
 

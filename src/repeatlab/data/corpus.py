@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from repeatlab.errors import RepeatlabError
+
 BUILTIN = "builtin"
 PYTHON_STDLIB = "python-stdlib"
 DOC_SEPARATOR = "<|endoftext|>"
@@ -42,7 +44,7 @@ _SCENE = re.compile(r"^### ", re.MULTILINE)
 _STDLIB_SKIPPED_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"})
 
 
-class CorpusError(ValueError):
+class CorpusError(RepeatlabError):
     """The corpus source is missing, empty, unreadable or lacks the asked text field."""
 
 

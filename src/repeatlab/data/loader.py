@@ -14,6 +14,7 @@ import torch
 
 from repeatlab.data.mixture import Mixture, check_fits
 from repeatlab.data.prepared import PreparedDataset
+from repeatlab.errors import RepeatlabError
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,10 @@ class MixtureLoader:
 
     def __init__(self, dataset: PreparedDataset, mixture: Mixture, *, batch_size: int) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1 sequence, got {batch_size}")
+            raise RepeatlabError(f"batch_size must be at least 1 sequence, got {batch_size}")
         check_fits(mixture, dataset)
         if len(mixture.order) < batch_size:
-            raise ValueError(f"the mixture has {len(mixture.order)} sequences, fewer than one batch of {batch_size}")
+            raise RepeatlabError(f"the mixture has {len(mixture.order)} sequences, fewer than one batch of {batch_size}")
         self.dataset, self.mixture, self.batch_size = dataset, mixture, batch_size
         self._rows = dataset.sequences("train")
         self._repeated = np.zeros(dataset.n_sequences("train"), dtype=bool)
@@ -82,7 +83,7 @@ class MixtureLoader:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state["batch_size"] != self.batch_size or state["n_sequences"] != len(self.mixture.order):
-            raise ValueError(
+            raise RepeatlabError(
                 f"loader state is for batch_size={state['batch_size']} over {state['n_sequences']} sequences, "
                 f"not {self.batch_size} over {len(self.mixture.order)}; resume with the original settings"
             )

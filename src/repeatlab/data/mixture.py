@@ -24,6 +24,7 @@ import numpy as np
 
 from repeatlab.config import to_dict
 from repeatlab.data.prepared import PreparedDataset, load_prepared
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_directory, atomic_save_npy, check_output_dir, output_lock, read_json, write_json
 
 MixtureKind = Literal["control", "repeated", "data_constrained"]
@@ -47,20 +48,20 @@ class MixtureSpec:
 
     def __post_init__(self) -> None:
         if self.total_tokens <= 0:
-            raise ValueError(f"total_tokens must be positive, got {self.total_tokens}")
+            raise RepeatlabError(f"total_tokens must be positive, got {self.total_tokens}")
         if not 0.0 <= self.repeated_fraction < 1.0:
-            raise ValueError(f"repeated_fraction must be in [0, 1), got {self.repeated_fraction}")
+            raise RepeatlabError(f"repeated_fraction must be in [0, 1), got {self.repeated_fraction}")
         if self.repeated_epochs < 1:
-            raise ValueError(f"repeated_epochs must be at least 1, got {self.repeated_epochs}")
+            raise RepeatlabError(f"repeated_epochs must be at least 1, got {self.repeated_epochs}")
         if self.unique_tokens is not None:
             if self.unique_tokens <= 0:
-                raise ValueError(f"unique_tokens must be positive, got {self.unique_tokens}")
+                raise RepeatlabError(f"unique_tokens must be positive, got {self.unique_tokens}")
             if self.repeated_fraction > 0:
-                raise ValueError("give either unique_tokens (data-constrained) or repeated_fraction, not both")
+                raise RepeatlabError("give either unique_tokens (data-constrained) or repeated_fraction, not both")
         if self.repeated_epochs != 1 and self.repeated_fraction == 0:
             # Only a repeated subset is seen E times: silently building a control or a data-constrained mixture
             # instead would hide the mistake until the results.
-            raise ValueError(
+            raise RepeatlabError(
                 f"repeated_epochs = {self.repeated_epochs} needs repeated_fraction > 0 (the share of tokens that are "
                 f"repeats); give repeated_fraction, or leave repeated_epochs at 1"
                 + (" (a data-constrained mixture's epochs are total_tokens / unique_tokens)"
@@ -117,13 +118,13 @@ def build_mixture(dataset: PreparedDataset, spec: MixtureSpec) -> Mixture:
             subset_tokens = spec.repeated_fraction * n_total * context / spec.repeated_epochs
             n_repeated = int(round(subset_tokens / context))
             if n_repeated < 1:
-                raise ValueError(
+                raise RepeatlabError(
                     f"the repeated subset (f*T/E = {subset_tokens:,.0f} tokens) is smaller than one sequence of "
                     f"{context} tokens; raise total_tokens or repeated_fraction, or lower repeated_epochs"
                 )
         n_once = n_total - n_repeated * spec.repeated_epochs
         if n_once < 0:
-            raise ValueError(
+            raise RepeatlabError(
                 f"{n_repeated} repeated sequences x {spec.repeated_epochs} epochs exceed the {n_total} sequences "
                 f"of the mixture after rounding; lower repeated_fraction or raise total_tokens"
             )
@@ -163,13 +164,13 @@ def _epochs(spec: MixtureSpec, n_total: int, n_distinct: int) -> float:
 def _whole_sequences(n_tokens: int, context: int, name: str) -> int:
     n = int(round(n_tokens / context))
     if n < 1:
-        raise ValueError(f"{name}={n_tokens:,} is less than one sequence of {context} tokens")
+        raise RepeatlabError(f"{name}={n_tokens:,} is less than one sequence of {context} tokens")
     return n
 
 
 def _check_pool(n_needed: int, pool: int, context: int) -> None:
     if n_needed > pool:
-        raise ValueError(
+        raise RepeatlabError(
             f"the mixture needs {n_needed:,} unique sequences ({n_needed * context:,} tokens) but the training pool "
             f"holds only {pool:,} ({pool * context:,} tokens); lower total_tokens, raise repeated_fraction, "
             f"or prepare a larger corpus"
@@ -208,20 +209,20 @@ def load_mixture(path: str | Path, dataset: PreparedDataset | None = None) -> Mi
         raise FileNotFoundError(f"{path} is not a mixture (no {MANIFEST_FILE}); create one with 'repeatlab data mix'")
     manifest = read_json(path / MANIFEST_FILE)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("n_sequences"), int):
-        raise ValueError(f"mixture {path} is corrupt: {MANIFEST_FILE} has no n_sequences; rebuild it with "
+        raise RepeatlabError(f"mixture {path} is corrupt: {MANIFEST_FILE} has no n_sequences; rebuild it with "
                          f"'repeatlab data mix'")
     ids = {}
     for name in ("order", "repeated_ids"):
         try:
             ids[name] = np.load(path / f"{name}.npy", allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
-            raise ValueError(f"mixture {path} is corrupt ({name}.npy: {exc}); rebuild it with 'repeatlab data mix'") from None
+            raise RepeatlabError(f"mixture {path} is corrupt ({name}.npy: {exc}); rebuild it with 'repeatlab data mix'") from None
         if ids[name].ndim != 1 or ids[name].dtype.kind not in "iu":
-            raise ValueError(f"mixture {path} is corrupt: {name}.npy holds {ids[name].dtype} of shape "
+            raise RepeatlabError(f"mixture {path} is corrupt: {name}.npy holds {ids[name].dtype} of shape "
                              f"{ids[name].shape}, not a list of integer sequence ids; rebuild it with 'repeatlab data mix'")
     order, repeated_ids = (ids[name].astype(np.int64, copy=False) for name in ("order", "repeated_ids"))
     if len(order) != manifest["n_sequences"]:
-        raise ValueError(f"mixture {path} is corrupt: order.npy has {len(order)} ids, manifest says {manifest['n_sequences']}")
+        raise RepeatlabError(f"mixture {path} is corrupt: order.npy has {len(order)} ids, manifest says {manifest['n_sequences']}")
     mixture = Mixture(order=order, repeated_ids=repeated_ids, manifest=manifest)
     if dataset is not None:
         check_fits(mixture, dataset, where=f"mixture {path}")
@@ -231,13 +232,13 @@ def load_mixture(path: str | Path, dataset: PreparedDataset | None = None) -> Mi
 def check_fits(mixture: Mixture, dataset: PreparedDataset, *, where: str = "the mixture") -> None:
     """Refuse a mixture built for another dataset: another context or fingerprint, or ids outside its pool."""
     if mixture.context != dataset.context:
-        raise ValueError(f"{where} has context {mixture.context}, the dataset {dataset.path} has {dataset.context}; "
+        raise RepeatlabError(f"{where} has context {mixture.context}, the dataset {dataset.path} has {dataset.context}; "
                          f"rebuild the mixture with 'repeatlab data mix' over {dataset.path}")
     if mixture.manifest.get("dataset_fingerprint") != dataset_fingerprint(dataset):
-        raise ValueError(f"{where} was built for another prepared dataset ({mixture.manifest.get('dataset')}); "
+        raise RepeatlabError(f"{where} was built for another prepared dataset ({mixture.manifest.get('dataset')}); "
                          f"rebuild it with 'repeatlab data mix' over {dataset.path}")
     pool = dataset.n_sequences("train")
     for name, ids in (("order", mixture.order), ("repeated_ids", mixture.repeated_ids)):
         if len(ids) and (ids.min() < 0 or ids.max() >= pool):
-            raise ValueError(f"{where} is corrupt: {name} holds sequence ids from {ids.min()} to {ids.max()}, outside "
+            raise RepeatlabError(f"{where} is corrupt: {name} holds sequence ids from {ids.min()} to {ids.max()}, outside "
                              f"the {pool:,} training sequences of {dataset.path}; rebuild it with 'repeatlab data mix'")

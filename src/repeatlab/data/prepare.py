@@ -25,6 +25,7 @@ from repeatlab.data.classification import TASK_KIND, ClassificationTask, write_c
 from repeatlab.data.corpus import load_corpus
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared, n_sequences_for
 from repeatlab.data.tokens import TextTokenizer, byte_tokenizer, token_dtype, train_bpe
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_directory, check_output_dir, output_lock, write_json
 
 _ENCODE_CHUNK_DOCS = 2048
@@ -61,22 +62,22 @@ class PrepareConfig:
         if self.source == TASK_KIND:
             task = self.classification_task
             if self.context != task.context:
-                raise ValueError(f"context must be {task.context} for the in-context classification task "
+                raise RepeatlabError(f"context must be {task.context} for the in-context classification task "
                                  f"(2 n_pairs + 1 tokens per sequence), got {self.context}")
         elif self.classification is not None:
-            raise ValueError(f"classification parameters were given but source is {self.source!r}; set "
+            raise RepeatlabError(f"classification parameters were given but source is {self.source!r}; set "
                              f"source = {TASK_KIND!r} or remove them")
         if self.tokenizer_from is not None and (not isinstance(self.tokenizer_from, str)
                                                 or not self.tokenizer_from.strip()):
-            raise ValueError(
+            raise RepeatlabError(
                 f"tokenizer_from must be a prepared dataset directory or null, got {self.tokenizer_from!r}"
             )
         if self.context < 2:
-            raise ValueError(f"context must be at least 2 tokens, got {self.context}")
+            raise RepeatlabError(f"context must be at least 2 tokens, got {self.context}")
         if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+            raise RepeatlabError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.tokenizer == "bpe" and not 300 <= self.vocab_size <= 2**32:
-            raise ValueError(f"vocab_size must be between 300 and 2^32 for BPE, got {self.vocab_size}")
+            raise RepeatlabError(f"vocab_size must be between 300 and 2^32 for BPE, got {self.vocab_size}")
 
     @property
     def classification_task(self) -> ClassificationTask:
@@ -98,7 +99,7 @@ def split_documents(documents: Sequence[str], test_fraction: float, seed: int) -
     n = len(documents)
     n_test = int(round(test_fraction * n))
     if n_test < 1 or n - n_test < 1:
-        raise ValueError(
+        raise RepeatlabError(
             f"corpus too small for the asked split: {n} documents with test_fraction={test_fraction} "
             f"leaves {n_test} test and {n - n_test} training documents; add documents or change --test-fraction"
         )
@@ -149,7 +150,7 @@ def _prepare_locked(config: PrepareConfig, out: Path, *, overwrite: bool, say: C
             n_tokens = _write_tokens(tokenizer, docs, tmp / f"{name}.bin", dtype)
             n_seq = n_sequences_for(n_tokens, config.context)
             if n_seq < 1:
-                raise ValueError(
+                raise RepeatlabError(
                     f"corpus too small for the asked split: the {name} split has {n_tokens} tokens, fewer than "
                     f"one sequence of context {config.context} + 1; use a smaller --context or a larger corpus"
                     + (" or --test-fraction" if name == "test" else "")
@@ -203,14 +204,14 @@ def tokenizer_source(config: PrepareConfig) -> PreparedDataset | None:
     try:
         source = load_prepared(path)
     except ValueError as exc:
-        raise ValueError(f"tokenizer_from: {exc}; give a directory written by 'repeatlab data prepare'") from None
+        raise RepeatlabError(f"tokenizer_from: {exc}; give a directory written by 'repeatlab data prepare'") from None
     try:
         tokenizer = source.tokenizer
     except (FileNotFoundError, ValueError) as exc:
-        raise ValueError(f"{where} has no usable tokenizer ({exc}); prepare that dataset again") from None
+        raise RepeatlabError(f"{where} has no usable tokenizer ({exc}); prepare that dataset again") from None
     kind, vocab_size = source.meta.get("tokenizer"), source.meta.get("vocab_size")
     if tokenizer.vocab_size != vocab_size or not isinstance(kind, str):  # hand-edited or mixed-up files
-        raise ValueError(
+        raise RepeatlabError(
             f"{where}: {META_FILE} (tokenizer {kind!r}, vocab_size {vocab_size!r}) does not describe its "
             f"{TOKENIZER_FILE} ({tokenizer.vocab_size} tokens); the dataset is corrupt: prepare it again"
         )
@@ -219,7 +220,7 @@ def tokenizer_source(config: PrepareConfig) -> PreparedDataset | None:
                  (("tokenizer", config.tokenizer, kind), ("vocab_size", config.vocab_size, vocab_size))
                  if asked != defaults[name] and asked != theirs]
     if conflicts:
-        raise ValueError(
+        raise RepeatlabError(
             f"{where} has a {kind} tokenizer of {vocab_size:,} tokens, which conflicts with {' and '.join(conflicts)}; "
             f"leave tokenizer and vocab_size unset to reuse it, or drop tokenizer_from to train a new tokenizer"
         )

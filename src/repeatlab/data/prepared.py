@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from repeatlab.data.tokens import TextTokenizer, load_tokenizer
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_json
 
 Split = Literal["train", "test"]
@@ -87,7 +88,7 @@ class PreparedDataset:
         file = self.path / f"{split}.bin"
         expected = int(self.meta[split]["n_tokens"]) * self.dtype.itemsize
         if not file.is_file() or file.stat().st_size != expected or expected == 0:
-            raise ValueError(
+            raise RepeatlabError(
                 f"{file} is missing or has the wrong size (expected {expected} bytes); "
                 f"the prepared dataset is corrupt: run 'repeatlab data prepare' again"
             )
@@ -107,7 +108,7 @@ def load_prepared(path: str | Path) -> PreparedDataset:
     meta = read_json(path / META_FILE)
     if not isinstance(meta, dict) or meta.get("kind") != "prepared":
         kind = meta.get("kind") if isinstance(meta, dict) else None
-        raise ValueError(f"{path / META_FILE} does not describe a prepared dataset (kind={kind!r})")
+        raise RepeatlabError(f"{path / META_FILE} does not describe a prepared dataset (kind={kind!r})")
     _check_meta(path / META_FILE, meta)
     dataset = PreparedDataset(path=path, meta=meta)
     for split in ("train", "test"):
@@ -118,7 +119,7 @@ def load_prepared(path: str | Path) -> PreparedDataset:
 def _check_meta(file: Path, meta: dict[str, Any]) -> None:
     """Refuse a ``meta.json`` that lacks a field the dataset is read through, or holds one of the wrong type."""
     def fail(what: str) -> None:
-        raise ValueError(f"{file} is corrupt: {what}; run 'repeatlab data prepare' again")
+        raise RepeatlabError(f"{file} is corrupt: {what}; run 'repeatlab data prepare' again")
 
     for key in ("context", "vocab_size", "seed"):
         if not isinstance(meta.get(key), int) or isinstance(meta.get(key), bool) or meta[key] < 0:

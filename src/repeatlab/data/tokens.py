@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_write_text
 
 EOT = "<|endoftext|>"
@@ -26,7 +27,7 @@ class TextTokenizer:
     def __init__(self, tokenizer: Tokenizer) -> None:
         eot_id = tokenizer.token_to_id(EOT)
         if eot_id is None:
-            raise ValueError(f"tokenizer has no {EOT!r} token; train it with repeatlab or add that special token")
+            raise RepeatlabError(f"tokenizer has no {EOT!r} token; train it with repeatlab or add that special token")
         # A document that happens to contain the literal end-of-text string must not split in two.
         tokenizer.encode_special_tokens = True
         self.tokenizer = tokenizer
@@ -64,7 +65,7 @@ class TextTokenizer:
 def train_bpe(documents: Iterable[str], vocab_size: int) -> TextTokenizer:
     """Train a byte-level BPE (GPT-2 style pre-tokenisation) with ``vocab_size`` tokens incl. end-of-text."""
     if vocab_size < _MIN_BPE_VOCAB:
-        raise ValueError(
+        raise RepeatlabError(
             f"vocab_size={vocab_size} is too small for BPE (minimum {_MIN_BPE_VOCAB}); "
             f"use the byte tokenizer for tiny vocabularies"
         )
@@ -105,9 +106,9 @@ def load_tokenizer(path: str | Path) -> TextTokenizer:
     try:
         return TextTokenizer(Tokenizer.from_file(str(path)))
     except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-        if isinstance(exc, ValueError):
+        if isinstance(exc, RepeatlabError):
             raise
-        raise ValueError(f"{path} is not a valid tokenizer.json ({exc})") from None
+        raise RepeatlabError(f"{path} is not a valid tokenizer.json ({exc})") from None
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

@@ -41,6 +41,7 @@ from repeatlab.data.classification import (
 )
 from repeatlab.data.loader import eval_sequence_ids
 from repeatlab.data.prepared import PreparedDataset, load_prepared
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.probes import attention_scores, candidate_tokens, icl_positions, icl_score, repeated_random_tokens
 from repeatlab.probes import token_frequencies
@@ -154,7 +155,7 @@ def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
         try:
             positions = icl_positions(context)
         except ValueError as exc:
-            raise ValueError(f"train.probe_metrics: icl cannot be measured: {exc}") from None
+            raise RepeatlabError(f"train.probe_metrics: icl cannot be measured: {exc}") from None
         ids = eval_sequence_ids(dataset.n_sequences("test"), n, seed)
         rows = torch.from_numpy(np.asarray(dataset.sequences("test")[ids]).astype(np.int64))  # [n, context + 1]
     classification = None
@@ -162,7 +163,7 @@ def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
         try:
             task = dataset_task(dataset)
         except ValueError as exc:
-            raise ValueError(f"train.probe_metrics: classification cannot be measured: {exc}") from None
+            raise RepeatlabError(f"train.probe_metrics: classification cannot be measured: {exc}") from None
         sets = {name: torch.from_numpy(load_eval_sequences(dataset, name)) for name in EVAL_SETS}
         classification = task, {**sets, PAIR_ROWS: torch.from_numpy(pair_score_sequences(dataset))}
     return ProbeInputs(induction=induction, prefix_matching=prefix, icl_rows=rows, icl_positions=positions,
@@ -192,7 +193,7 @@ def probe_evaluators(config: RunConfig, dataset: PreparedDataset | None = None) 
 
 def _length(length: int, probe: str, context: int) -> int:
     if length < 2:
-        raise ValueError(f"train.probe_metrics: the {probe} probe needs a longer context than {context} tokens")
+        raise RepeatlabError(f"train.probe_metrics: the {probe} probe needs a longer context than {context} tokens")
     return length
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from repeatlab.config import load_json
 from repeatlab.dynamics.run import train_with_probes
 from repeatlab.data.mixture import MANIFEST_FILE, MixtureSpec, make_mixture
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_json, write_json
 from repeatlab.laws import ControlCurve, FitError, control_curve
 from repeatlab.train.config import RunConfig
@@ -60,13 +61,13 @@ class FinetuneStage:
 
     def __post_init__(self) -> None:
         if not isinstance(self.total_tokens, int) or self.total_tokens <= 0:
-            raise ValueError(f"FinetuneStage.total_tokens must be a positive integer, got {self.total_tokens!r}")
+            raise RepeatlabError(f"FinetuneStage.total_tokens must be a positive integer, got {self.total_tokens!r}")
         if not self.lr_scale > 0:
-            raise ValueError(f"FinetuneStage.lr_scale must be > 0, got {self.lr_scale!r}")
+            raise RepeatlabError(f"FinetuneStage.lr_scale must be > 0, got {self.lr_scale!r}")
         if self.warmup_steps is not None and self.warmup_steps < 0:
-            raise ValueError(f"FinetuneStage.warmup_steps must be >= 0 or null, got {self.warmup_steps!r}")
+            raise RepeatlabError(f"FinetuneStage.warmup_steps must be >= 0 or null, got {self.warmup_steps!r}")
         if self.mixture_seed < 0:
-            raise ValueError(f"FinetuneStage.mixture_seed must be >= 0, got {self.mixture_seed!r}")
+            raise RepeatlabError(f"FinetuneStage.mixture_seed must be >= 0, got {self.mixture_seed!r}")
 
 
 def finetune_config(
@@ -124,7 +125,7 @@ class FinetuneComparison:
 def _loss(summary: dict[str, Any], metric: str) -> float:
     value = summary.get(metric)
     if not isinstance(value, (int, float)):
-        raise ValueError(f"the run summary has no {metric!r}; it holds: {', '.join(sorted(summary))}")
+        raise RepeatlabError(f"the run summary has no {metric!r}; it holds: {', '.join(sorted(summary))}")
     return float(value)
 
 
@@ -178,10 +179,10 @@ def run_finetune_stage(
     out = Path(out)
     configs = [load_json(RunConfig, Path(run) / CONFIG_FILE) for run in pretrained_runs]
     if not configs:
-        raise ValueError("the fine-tuning stage needs at least one finished pre-trained run")
+        raise RepeatlabError("the fine-tuning stage needs at least one finished pre-trained run")
     datasets = {c.dataset for c in configs}
     if stage.dataset is None and len(datasets) > 1:
-        raise ValueError(f"the pre-trained runs use {len(datasets)} datasets; set FinetuneStage.dataset")
+        raise RepeatlabError(f"the pre-trained runs use {len(datasets)} datasets; set FinetuneStage.dataset")
     dataset = str(Path(stage.dataset).resolve()) if stage.dataset is not None else next(iter(datasets))
     mixture = out / "mixture"
     if not (mixture / MANIFEST_FILE).is_file():

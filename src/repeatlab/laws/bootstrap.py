@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import FloatArray
 from repeatlab.laws.objective import LogLossModel, huber_objective
 from repeatlab.laws.optim import OptimizerConfig, minimize_batch
@@ -32,11 +33,11 @@ class BootstrapConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_resamples, int) or self.n_resamples < 2:
-            raise ValueError(f"BootstrapConfig.n_resamples must be an integer >= 2, got {self.n_resamples!r}")
+            raise RepeatlabError(f"BootstrapConfig.n_resamples must be an integer >= 2, got {self.n_resamples!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"BootstrapConfig.seed must be a non-negative integer, got {self.seed!r}")
+            raise RepeatlabError(f"BootstrapConfig.seed must be a non-negative integer, got {self.seed!r}")
         if not 0 < self.level < 1:
-            raise ValueError(f"BootstrapConfig.level must be in (0, 1), got {self.level!r}")
+            raise RepeatlabError(f"BootstrapConfig.level must be in (0, 1), got {self.level!r}")
 
 
 def resample_weights(n_points: int, config: BootstrapConfig) -> FloatArray:

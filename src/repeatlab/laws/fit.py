@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.bootstrap import BootstrapConfig, bootstrap_law
 from repeatlab.laws.forms import DATABLATIONS_C4_BASE, ChinchillaLaw, DataConstrainedLaw, FloatArray, PowerLaw
 from repeatlab.laws.identify import IdentifyConfig, identify_law
@@ -80,13 +81,13 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.drop_highest_loss, int) or self.drop_highest_loss < 0:
-            raise ValueError(
+            raise RepeatlabError(
                 f"FitConfig.drop_highest_loss must be a non-negative integer, got {self.drop_highest_loss!r}"
             )
         if not (np.isfinite(self.huber_delta) and self.huber_delta > 0):
-            raise ValueError(f"FitConfig.huber_delta must be positive, got {self.huber_delta!r}")
+            raise RepeatlabError(f"FitConfig.huber_delta must be positive, got {self.huber_delta!r}")
         if not (np.isfinite(self.minima_tol) and self.minima_tol > 0):
-            raise ValueError(f"FitConfig.minima_tol must be positive, got {self.minima_tol!r}")
+            raise RepeatlabError(f"FitConfig.minima_tol must be positive, got {self.minima_tol!r}")
 
 
 def fit_power_law(
@@ -185,10 +186,10 @@ def fit_data_constrained(
 def grid_points(grid: StartGrid, names: Sequence[str]) -> FloatArray:
     """The Cartesian product of ``grid`` as a [S, P] array, columns in the order of ``names``."""
     if set(grid) != set(names):
-        raise ValueError(f"the start grid must give values for exactly {', '.join(names)}; got {', '.join(grid)}")
+        raise RepeatlabError(f"the start grid must give values for exactly {', '.join(names)}; got {', '.join(grid)}")
     for name in names:
         if len(grid[name]) == 0 or not np.all(np.isfinite(np.asarray(grid[name], dtype=float))):
-            raise ValueError(f"the start grid's {name!r} values must be a non-empty list of finite numbers")
+            raise RepeatlabError(f"the start grid's {name!r} values must be a non-empty list of finite numbers")
     return np.array(list(itertools.product(*(grid[name] for name in names))), dtype=np.float64)
 
 

@@ -13,20 +13,22 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from repeatlab.errors import RepeatlabError
+
 FloatArray = NDArray[np.float64]
 
 
 def _require_positive(owner: str, **values: float) -> None:
     for name, value in values.items():
         if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{owner}.{name} must be a positive finite number, got {value!r}")
+            raise RepeatlabError(f"{owner}.{name} must be a positive finite number, got {value!r}")
 
 
 def _as_positive_array(name: str, values: ArrayLike) -> FloatArray:
     """Inputs to a law are counts (parameters, tokens, FLOPs): reject zeros, negatives and NaN early."""
     array = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(array)) or np.any(array <= 0):
-        raise ValueError(f"{name} must be positive and finite, got {values!r}")
+        raise RepeatlabError(f"{name} must be positive and finite, got {values!r}")
     return array
 
 
@@ -43,7 +45,7 @@ class PowerLaw:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.E) and self.E >= 0):
-            raise ValueError(f"PowerLaw.E must be a non-negative finite number, got {self.E!r}")
+            raise RepeatlabError(f"PowerLaw.E must be a non-negative finite number, got {self.E!r}")
         _require_positive("PowerLaw", n_c=self.n_c, alpha=self.alpha)
 
     def loss(self, n_params: ArrayLike) -> FloatArray:
@@ -57,7 +59,7 @@ class PowerLaw:
         """
         value = np.asarray(loss, dtype=np.float64)
         if np.any(~np.isfinite(value)):
-            raise ValueError(f"loss must be finite, got {loss!r}")
+            raise RepeatlabError(f"loss must be finite, got {loss!r}")
         excess = value - self.E
         with np.errstate(divide="ignore"):
             return np.where(excess > 0, self.n_c / np.maximum(excess, np.finfo(float).tiny) ** (1 / self.alpha), np.inf)
@@ -152,7 +154,7 @@ class DataConstrainedLaw:
         d = _as_positive_array("n_tokens", n_tokens)
         u = _as_positive_array("unique_tokens", unique_tokens)
         if np.any(u > d * (1 + 1e-12)):
-            raise ValueError("unique_tokens must not exceed n_tokens (pass min(U, D))")
+            raise RepeatlabError("unique_tokens must not exceed n_tokens (pass min(U, D))")
         n_eff = self.effective_params(n_params, u)
         d_eff = self.effective_tokens(d, u)
         return self.base.E + self.base.A / n_eff**self.base.alpha + self.base.B / d_eff**self.base.beta

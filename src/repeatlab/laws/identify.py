@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import FloatArray
 from repeatlab.laws.objective import FITTED_CONSTANTS, LogLossModel, huber_objective
 from repeatlab.laws.optim import BatchObjective, OptimizerConfig, minimize_batch
@@ -49,13 +50,13 @@ class IdentifyConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.level < 1:
-            raise ValueError(f"IdentifyConfig.level must be in (0, 1), got {self.level!r}")
+            raise RepeatlabError(f"IdentifyConfig.level must be in (0, 1), got {self.level!r}")
         if not (np.isfinite(self.span) and self.span > 1):
-            raise ValueError(f"IdentifyConfig.span must be a finite number above 1, got {self.span!r}")
+            raise RepeatlabError(f"IdentifyConfig.span must be a finite number above 1, got {self.span!r}")
         if not isinstance(self.n_points, int) or self.n_points < 3 or self.n_points % 2 == 0:
-            raise ValueError(f"IdentifyConfig.n_points must be an odd integer >= 3, got {self.n_points!r}")
+            raise RepeatlabError(f"IdentifyConfig.n_points must be an odd integer >= 3, got {self.n_points!r}")
         if not isinstance(self.max_basins, int) or self.max_basins < 1:
-            raise ValueError(f"IdentifyConfig.max_basins must be a positive integer, got {self.max_basins!r}")
+            raise RepeatlabError(f"IdentifyConfig.max_basins must be a positive integer, got {self.max_basins!r}")
 
 
 def tolerance(objective: float, n_points: int, *, delta: float, level: float) -> float:

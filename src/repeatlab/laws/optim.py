@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import FloatArray
 
 BatchObjective = Callable[[FloatArray, NDArray[np.intp]], tuple[FloatArray, FloatArray]]
@@ -51,11 +52,11 @@ class OptimizerConfig:
         for name in ("max_iter", "history", "patience", "max_backtracks"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"OptimizerConfig.{name} must be a positive integer, got {value!r}")
+                raise RepeatlabError(f"OptimizerConfig.{name} must be a positive integer, got {value!r}")
         for name in ("gtol", "ftol"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"OptimizerConfig.{name} must be a non-negative number, got {value!r}")
+                raise RepeatlabError(f"OptimizerConfig.{name} must be a non-negative number, got {value!r}")
 
 
 @dataclass(frozen=True)

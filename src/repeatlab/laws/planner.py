@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import DATABLATIONS_C4, DataConstrainedLaw
 from repeatlab.laws.region import HERNANDEZ_2022, PoorRegion
 from repeatlab.laws.results import JsonResult
@@ -80,7 +81,7 @@ def plan_compute(*, unique_tokens: float, flops: float, law: DataConstrainedLaw 
     """Split ``flops`` (C = 6 N D) between parameters and tokens to minimise the data-constrained loss."""
     for name, value in (("unique_tokens", unique_tokens), ("flops", flops)):
         if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be positive and finite, got {value!r}")
+            raise RepeatlabError(f"{name} must be positive and finite, got {value!r}")
     n_chin, d_chin = (float(v) for v in law.base.compute_optimal(flops))
 
     def allocation(n_params: float) -> Allocation:
@@ -129,13 +130,13 @@ def plan_repeats(
     """
     for name, value in (("n_params", n_params), ("total_tokens", total_tokens)):
         if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be positive and finite, got {value!r}")
+            raise RepeatlabError(f"{name} must be positive and finite, got {value!r}")
     if not 0 < repeated_fraction < 1:
-        raise ValueError(f"repeated_fraction must be in (0, 1), got {repeated_fraction!r}")
+        raise RepeatlabError(f"repeated_fraction must be in (0, 1), got {repeated_fraction!r}")
     repeated_tokens = repeated_fraction * total_tokens
     counts = tuple(sorted(repeats)) if repeats is not None else default_repeat_counts(repeated_tokens)
     if not counts or any(not (np.isfinite(c) and c > 0) for c in counts):
-        raise ValueError(f"repeats must be a non-empty list of positive numbers, got {repeats!r}")
+        raise RepeatlabError(f"repeats must be a non-empty list of positive numbers, got {repeats!r}")
     first, last = (float(v) for v in region.band(n_params))
     risks = tuple(
         RepeatRisk(repeats=float(c), repeated_unique_tokens=repeated_tokens / c, in_poor_region=first <= c <= last)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import FloatArray
 from repeatlab.laws.results import JsonResult
 from repeatlab.laws.table import RunsLike, as_run_table
@@ -33,9 +34,9 @@ class BoundaryLaw:
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.k) and self.k > 0):
-            raise ValueError(f"BoundaryLaw.k must be positive and finite, got {self.k!r}")
+            raise RepeatlabError(f"BoundaryLaw.k must be positive and finite, got {self.k!r}")
         if not np.isfinite(self.alpha):
-            raise ValueError(f"BoundaryLaw.alpha must be finite, got {self.alpha!r}")
+            raise RepeatlabError(f"BoundaryLaw.alpha must be finite, got {self.alpha!r}")
 
     def epochs(self, n_params: ArrayLike) -> FloatArray:
         return self.k * np.asarray(n_params, dtype=np.float64) ** self.alpha
@@ -60,25 +61,25 @@ class PoorRegion(JsonResult):
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read the poor-performance region {path}: {exc}") from None
+            raise RepeatlabError(f"cannot read the poor-performance region {path}: {exc}") from None
         if isinstance(data, dict) and {"k_left", "alpha_left"} & set(data):
-            raise ValueError(
+            raise RepeatlabError(
                 f"{path} uses the retired layout k_left/alpha_left/k_right/alpha_right (E = k N^-alpha); write "
                 '{"left": {"k": K_LEFT, "alpha": -ALPHA_LEFT}, "right": {"k": K_RIGHT, "alpha": -ALPHA_RIGHT}} '
                 "(E = k N^alpha, exponents negative)"
             )
         allowed = {"left", "right", "source"} | {f.name for f in dataclasses.fields(PoorRegionFit)}
         if not isinstance(data, dict) or not {"left", "right"} <= set(data) or set(data) - allowed:
-            raise ValueError(f'{path} must hold {{"left": {{"k": .., "alpha": ..}}, "right": {{..}}}} and optionally '
+            raise RepeatlabError(f'{path} must hold {{"left": {{"k": .., "alpha": ..}}, "right": {{..}}}} and optionally '
                              f'"source"; got keys {sorted(data) if isinstance(data, dict) else type(data).__name__}')
         edges = {}
         for edge in ("left", "right"):
             law = data[edge]
             if law is None:
-                raise ValueError(f"{path}: the fit has no {edge} edge (fewer than two model sizes with an uncensored "
+                raise RepeatlabError(f"{path}: the fit has no {edge} edge (fewer than two model sizes with an uncensored "
                                  f"{edge} edge); the sweep needs more sizes or a wider range of repeated epochs")
             if not isinstance(law, dict) or set(law) != {"k", "alpha"}:
-                raise ValueError(f'{path}: "{edge}" must be {{"k": .., "alpha": ..}}, got {law!r}')
+                raise RepeatlabError(f'{path}: "{edge}" must be {{"k": .., "alpha": ..}}, got {law!r}')
             edges[edge] = BoundaryLaw(k=float(law["k"]), alpha=float(law["alpha"]))
         return cls(**edges, source=str(data.get("source", f"fitted ({path})")))
 
@@ -146,26 +147,26 @@ def find_poor_region(
             since a band is a curve over epochs at one fraction.
     """
     if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+        raise RepeatlabError(f"fraction must be in (0, 1), got {fraction!r}")
     table = as_run_table(runs)
     share = table.column("repeated_fraction")
     epochs = table.column("repeated_epochs")
     control = table.control_mask()
     repeated = ~control if repeated_fraction is None else ~control & np.isclose(share, repeated_fraction)
     if not repeated.any():
-        raise ValueError("the sweep has no repeated runs" + ("" if repeated_fraction is None else " at that fraction"))
+        raise RepeatlabError("the sweep has no repeated runs" + ("" if repeated_fraction is None else " at that fraction"))
     if np.unique(share[repeated]).size > 1:
-        raise ValueError(
+        raise RepeatlabError(
             f"the sweep mixes repeated fractions {sorted(set(share[repeated].tolist()))}: pass repeated_fraction"
         )
     if np.any(epochs[repeated] <= 0):
-        raise ValueError("repeated_epochs must be positive on repeated runs")
+        raise RepeatlabError("repeated_epochs must be positive on repeated runs")
 
     bands, unharmed = [], []
     for n_params in np.unique(table.params[repeated]):
         at_size = np.isclose(table.params, n_params)
         if not (control & at_size).any():
-            raise ValueError(f"no control run (repeated_fraction 0) for the model size {n_params:.4g}")
+            raise RepeatlabError(f"no control run (repeated_fraction 0) for the model size {n_params:.4g}")
         baseline = table.loss[control & at_size].mean()
         rows = repeated & at_size
         grid = np.unique(epochs[rows])

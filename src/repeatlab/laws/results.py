@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from repeatlab.config import to_dict
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import ChinchillaLaw, DataConstrainedLaw, PowerLaw
 
 LawT = TypeVar("LawT", PowerLaw, ChinchillaLaw, DataConstrainedLaw)
@@ -24,7 +25,7 @@ class JsonResult:
         return to_dict(self)
 
 
-class FitError(ValueError):
+class FitError(RepeatlabError):
     """A fit could not be done: too few points, bad values, or no start of the grid converged."""
 
 

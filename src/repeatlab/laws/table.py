@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import FloatArray
 
 CORE_COLUMNS = ("params", "tokens", "unique_tokens", "loss")
@@ -46,10 +47,10 @@ class RunTable:
         for name in ("loss", "tokens", "unique_tokens", "repeated_fraction", "repeated_epochs"):
             column = getattr(self, name)
             if column is not None and len(column) != n:
-                raise ValueError(f"RunTable.{name} has {len(column)} rows but params has {n}")
+                raise RepeatlabError(f"RunTable.{name} has {len(column)} rows but params has {n}")
         for name, column in self.metrics.items():
             if len(column) != n:
-                raise ValueError(f"RunTable.metrics[{name!r}] has {len(column)} rows but params has {n}")
+                raise RepeatlabError(f"RunTable.metrics[{name!r}] has {len(column)} rows but params has {n}")
 
     def __len__(self) -> int:
         return len(self.params)
@@ -59,7 +60,7 @@ class RunTable:
         value = getattr(self, name, None) if name in CORE_COLUMNS + SWEEP_COLUMNS else self.metrics.get(name)
         if value is None:
             available = [c for c in CORE_COLUMNS + SWEEP_COLUMNS if getattr(self, c) is not None] + sorted(self.metrics)
-            raise ValueError(f"the run table has no column {name!r}; it has: {', '.join(available)}")
+            raise RepeatlabError(f"the run table has no column {name!r}; it has: {', '.join(available)}")
         return value
 
     def select(self, mask: np.ndarray) -> RunTable:
@@ -98,9 +99,9 @@ class RunTable:
         keeps the rows with ``loss < sorted(loss)[-count]``, so runs tied with the count-th highest go too.
         """
         if not isinstance(count, int) or count < 0:
-            raise ValueError(f"the number of highest-loss runs to drop must be a non-negative integer, got {count!r}")
+            raise RepeatlabError(f"the number of highest-loss runs to drop must be a non-negative integer, got {count!r}")
         if count >= len(self):
-            raise ValueError(f"cannot drop the {count} highest-loss runs of a table of {len(self)}")
+            raise RepeatlabError(f"cannot drop the {count} highest-loss runs of a table of {len(self)}")
         if count == 0:
             return np.zeros(len(self), dtype=bool)
         return self.loss >= np.sort(self.loss)[-count]
@@ -108,7 +109,7 @@ class RunTable:
     def controls(self) -> RunTable:
         mask = self.control_mask()
         if not mask.any():
-            raise ValueError("the run table has no control (no-repeat) runs")
+            raise RepeatlabError("the run table has no control (no-repeat) runs")
         return self.select(mask)
 
 
@@ -121,12 +122,12 @@ def load_runs(source: pd.DataFrame | str | Path, *, columns: Mapping[str, str] |
     frame = _read(source).rename(columns=dict(columns or {}))
     for name in ("params", "loss"):
         if name not in frame.columns:
-            raise ValueError(
+            raise RepeatlabError(
                 f"the run table needs a {name!r} column (found: {', '.join(map(str, frame.columns))}); "
                 "rename columns with columns={'your_name': '" + name + "'}"
             )
     if len(frame) == 0:
-        raise ValueError("the run table is empty")
+        raise RepeatlabError("the run table is empty")
 
     def numeric(name: str, *, positive: bool) -> FloatArray:
         values = _numeric_column(frame, name)
@@ -134,7 +135,7 @@ def load_runs(source: pd.DataFrame | str | Path, *, columns: Mapping[str, str] |
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             rule = "positive" if positive else "non-negative"
-            raise ValueError(f"column {name!r} must be {rule} and finite; row {row} has {values[row]!r}")
+            raise RepeatlabError(f"column {name!r} must be {rule} and finite; row {row} has {values[row]!r}")
         return values
 
     params = numeric("params", positive=True)
@@ -144,7 +145,7 @@ def load_runs(source: pd.DataFrame | str | Path, *, columns: Mapping[str, str] |
     unique = numeric("unique_tokens", positive=True) if "unique_tokens" in frame else None
     if tokens is not None and unique is not None and np.any(unique > tokens * (1 + 1e-9)):
         row = int(np.flatnonzero(unique > tokens * (1 + 1e-9))[0])
-        raise ValueError(f"row {row}: unique_tokens ({unique[row]:.4g}) exceeds tokens ({tokens[row]:.4g})")
+        raise RepeatlabError(f"row {row}: unique_tokens ({unique[row]:.4g}) exceeds tokens ({tokens[row]:.4g})")
     known = set(CORE_COLUMNS + SWEEP_COLUMNS + ("flops",))
     # Metrics may be negative or missing (NaN) for some runs; whoever fits one checks the rows it uses.
     metrics = {
@@ -175,7 +176,7 @@ def _numeric_column(frame: pd.DataFrame, name: str) -> FloatArray:
     try:
         return pd.to_numeric(frame[name], errors="raise").to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"column {name!r} must be numeric") from None
+        raise RepeatlabError(f"column {name!r} must be numeric") from None
 
 
 def require_spread(table: RunTable, names: Sequence[str], form: str) -> None:
@@ -184,7 +185,7 @@ def require_spread(table: RunTable, names: Sequence[str], form: str) -> None:
     for name in names:
         values = np.unique(table.column(name))
         if len(values) < 2:
-            raise ValueError(f"every run fitted has {name} = {values[0]:.6g}; the {form} law needs runs at two or more "
+            raise RepeatlabError(f"every run fitted has {name} = {values[0]:.6g}; the {form} law needs runs at two or more "
                              f"values of {name}: add runs that differ in it")
 
 
@@ -196,11 +197,11 @@ def _read(source: pd.DataFrame | str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"run table {path} does not exist")
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv", ".txt"):
-        raise ValueError(f"run table {path} must be .csv or .parquet")
+        raise RepeatlabError(f"run table {path} must be .csv or .parquet")
     try:
         return pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"run table {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+        raise RepeatlabError(f"run table {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
                          f"UTF-8 CSV") from None
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(f"run table {path} cannot be read as {suffix.lstrip('.')} ({exc})") from None
+        raise RepeatlabError(f"run table {path} cannot be read as {suffix.lstrip('.')} ({exc})") from None

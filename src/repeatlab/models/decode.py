@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT, Attention
 from repeatlab.models.hooks import HookPoint
 
@@ -45,7 +46,7 @@ class KVCache:
 def prefill(model: GPT, tokens: Tensor) -> tuple[Tensor, KVCache]:
     """Run ``tokens [B, T]`` once: the last position's logits ``[B, V]`` and the cache of all ``T`` positions."""
     if tokens.ndim != 2 or tokens.shape[1] < 1:
-        raise ValueError(f"tokens must be [batch, pos] with at least one position, got {tuple(tokens.shape)}")
+        raise RepeatlabError(f"tokens must be [batch, pos] with at least one position, got {tuple(tokens.shape)}")
     _check_no_hooks(model)
     _check_fits(model, tokens.shape[1])
     return _forward(model, tokens, None)
@@ -54,7 +55,7 @@ def prefill(model: GPT, tokens: Tensor) -> tuple[Tensor, KVCache]:
 def step(model: GPT, cache: KVCache, tokens: Tensor) -> tuple[Tensor, KVCache]:
     """Append ``tokens [B]``, one per row, at position ``cache.n_tokens``: their logits ``[B, V]`` and the new cache."""
     if tokens.ndim != 1 or tokens.shape[0] != cache.keys[0].shape[0]:
-        raise ValueError(
+        raise RepeatlabError(
             f"step takes one token per cached row, shape ({cache.keys[0].shape[0]},), got {tuple(tokens.shape)}"
         )
     _check_fits(model, cache.n_tokens + 1)
@@ -95,13 +96,13 @@ def _attend(attn: Attention, x: Tensor, past: tuple[Tensor, Tensor] | None) -> t
 
 def _check_fits(model: GPT, n_tokens: int) -> None:
     if n_tokens > model.config.context:
-        raise ValueError(f"cannot decode position {n_tokens - 1}: the model context is {model.config.context}")
+        raise RepeatlabError(f"cannot decode position {n_tokens - 1}: the model context is {model.config.context}")
 
 
 def _check_no_hooks(model: GPT) -> None:
     hooked = [m.name for m in model.modules() if isinstance(m, HookPoint) and m.has_hooks]
     if hooked:
-        raise ValueError(
+        raise RepeatlabError(
             f"KV-cached decoding bypasses hook points but {hooked[0]!r} has a hook attached; "
             f"run GPT.forward to decode with hooks"
         )

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer
 from torch import Tensor
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_directory
 from repeatlab.models.gpt import GPT
 
@@ -112,7 +113,7 @@ def hf_state_dict(model: GPT) -> dict[str, Tensor]:
             t = src.get(f"blocks.{i}.{name}")
             t = defaults[name].clone() if t is None and name in defaults else t  # clone: one tensor per layer
             if t is None:
-                raise ValueError(f"model has no tensor blocks.{i}.{name}")
+                raise RepeatlabError(f"model has no tensor blocks.{i}.{name}")
             # Conv1D stores [in, out]; nn.Linear stores [out, in].
             is_linear_weight = name.endswith(".weight") and not name.startswith("ln_")
             out[f"transformer.h.{i}.{name}"] = t.t() if is_linear_weight else t
@@ -125,9 +126,9 @@ def _load_tokenizer(path: Path, vocab_size: int) -> Tokenizer:
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception for unreadable JSON
-        raise ValueError(f"{path} is not a tokenizers tokenizer.json: {exc}") from None
+        raise RepeatlabError(f"{path} is not a tokenizers tokenizer.json: {exc}") from None
     if tokenizer.get_vocab_size() > vocab_size:
-        raise ValueError(
+        raise RepeatlabError(
             f"tokenizer {path} has {tokenizer.get_vocab_size()} tokens but the model's vocab_size is {vocab_size}"
         )
     return tokenizer

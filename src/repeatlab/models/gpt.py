@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.hooks import HookPoint
 
 
@@ -48,17 +49,17 @@ class ModelConfig:
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "context"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+                raise RepeatlabError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_head:
-            raise ValueError(
+            raise RepeatlabError(
                 f"ModelConfig.d_model={self.d_model} is not divisible by n_head={self.n_head}"
             )
         if not isinstance(self.mlp, bool):
-            raise ValueError(f"ModelConfig.mlp must be true or false, got {self.mlp!r}")
+            raise RepeatlabError(f"ModelConfig.mlp must be true or false, got {self.mlp!r}")
         if not self.layer_norm_eps > 0:
-            raise ValueError(f"ModelConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+            raise RepeatlabError(f"ModelConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
         if not self.init_std > 0:
-            raise ValueError(f"ModelConfig.init_std must be > 0, got {self.init_std!r}")
+            raise RepeatlabError(f"ModelConfig.init_std must be > 0, got {self.init_std!r}")
 
     @property
     def d_head(self) -> int:
@@ -185,10 +186,10 @@ class GPT(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         if tokens.ndim != 2:
-            raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+            raise RepeatlabError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
         B, T = tokens.shape  # tokens: [B, T] int64
         if T > self.config.context:
-            raise ValueError(f"sequence length {T} exceeds the model context {self.config.context}")
+            raise RepeatlabError(f"sequence length {T} exceeds the model context {self.config.context}")
         pos = torch.arange(T, device=tokens.device)  # [T]
         x = self.hook_embed(self.wte(tokens) + self.wpe(pos))  # [B, T, D]
         for block in self.blocks:

@@ -33,6 +33,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from repeatlab.errors import RepeatlabError
+
 HookFn = Callable[[Tensor, str], Tensor | None]
 
 
@@ -66,7 +68,7 @@ def hook_points(model: nn.Module) -> dict[str, HookPoint]:
     for module in model.modules():
         if isinstance(module, HookPoint):
             if module.name in points and points[module.name] is not module:
-                raise ValueError(f"two hook points share the name {module.name!r}; hook one model at a time")
+                raise RepeatlabError(f"two hook points share the name {module.name!r}; hook one model at a time")
             points[module.name] = module
     return points
 
@@ -109,7 +111,7 @@ def hooks(model: nn.Module, fwd_hooks: Mapping[str, HookFn]) -> Iterator[None]:
     points = hook_points(model)
     unknown = [name for name in fwd_hooks if name not in points]
     if unknown:
-        raise ValueError(
+        raise RepeatlabError(
             f"unknown hook name {unknown[0]!r}; valid names are: {describe_hook_names(points)}"
         )
     handles = []

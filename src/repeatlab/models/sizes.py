@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT, ModelConfig
 
 
@@ -86,7 +87,7 @@ def model_config(size: str, *, vocab_size: int, context: int) -> ModelConfig:
     """The ``ModelConfig`` of a named size for a given vocabulary and context length."""
     spec = SIZES.get(size)
     if spec is None:
-        raise ValueError(f"unknown model size {size!r}; valid sizes are: {', '.join(SIZES)}")
+        raise RepeatlabError(f"unknown model size {size!r}; valid sizes are: {', '.join(SIZES)}")
     return ModelConfig(
         n_layer=spec.n_layer,
         d_model=spec.d_model,

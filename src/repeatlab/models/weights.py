@@ -20,6 +20,7 @@ from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
 from repeatlab.config import from_dict, to_dict
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_write_bytes
 from repeatlab.models.gpt import GPT, ModelConfig
 
@@ -29,7 +30,7 @@ _SHA_KEY = "repeatlab.sha256"
 _VERSION_KEY = "repeatlab.format_version"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RepeatlabError):
     """A weights file cannot be used: it is missing, corrupt, or does not match what was expected."""
 
 
@@ -137,11 +138,11 @@ def _metadata(data: bytes) -> dict[str, str]:
     # The safetensors header is an 8-byte little-endian length followed by that many bytes of JSON.
     n_header = int.from_bytes(data[:8], "little")
     if n_header > len(data) - 8:
-        raise ValueError("header length exceeds the file size")
+        raise RepeatlabError("header length exceeds the file size")
     header = json.loads(data[8 : 8 + n_header].decode("utf-8"))
     metadata = header.get("__metadata__", {})
     if not isinstance(metadata, dict):
-        raise ValueError("__metadata__ is not a table")
+        raise RepeatlabError("__metadata__ is not a table")
     return metadata
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.models.hooks import HookFn, hooks
 from repeatlab.probes.heads import Head, check_heads, model_device
@@ -30,7 +31,7 @@ ABLATION_MODES: tuple[AblationMode, ...] = ("zero", "mean")
 def mean_head_outputs(model: GPT, rows: Tensor, layers: Sequence[int], *, batch_size: int = 16) -> dict[int, Tensor]:
     """Mean ``attn.z`` per head over all positions of ``model(rows[:, :-1])``: ``{layer: [H, Dh]}``."""
     if rows.ndim != 2 or rows.shape[0] == 0:
-        raise ValueError(f"mean ablation needs reference rows [n >= 1, T + 1], got shape {tuple(rows.shape)}")
+        raise RepeatlabError(f"mean ablation needs reference rows [n >= 1, T + 1], got shape {tuple(rows.shape)}")
     device = model_device(model)
     sums: dict[int, Tensor] = {}
     n_positions = 0
@@ -53,12 +54,12 @@ def ablation_hooks(
 ) -> dict[str, HookFn]:
     """Hook functions (name -> fn) that ablate ``heads``; ``means`` (from ``mean_head_outputs``) for mode ``mean``."""
     if mode not in ABLATION_MODES:
-        raise ValueError(f"ablation mode must be one of {list(ABLATION_MODES)}, got {mode!r}")
+        raise RepeatlabError(f"ablation mode must be one of {list(ABLATION_MODES)}, got {mode!r}")
     by_layer: dict[int, list[int]] = {}
     for layer, head in heads:
         by_layer.setdefault(layer, []).append(head)
     if mode == "mean" and (means is None or any(layer not in means for layer in by_layer)):
-        raise ValueError("mean ablation needs the mean head outputs of every ablated layer (mean_head_outputs)")
+        raise RepeatlabError("mean ablation needs the mean head outputs of every ablated layer (mean_head_outputs)")
     if mode == "zero":
         means = None
 
@@ -138,7 +139,7 @@ def head_ablation(
     """
     heads = [(int(layer), int(head)) for layer, head in heads]
     if not heads:
-        raise ValueError("head ablation needs at least one head")
+        raise RepeatlabError("head ablation needs at least one head")
     check_heads(model, heads)
 
     def measure() -> dict[str, float]:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from repeatlab.data.classification import ClassificationTask
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.models.hooks import hooks
 from repeatlab.probes.heads import model_device
@@ -75,7 +76,7 @@ def _evaluating(model: GPT) -> Iterator[torch.device]:
 
 def _check_rows(rows: Tensor, task: ClassificationTask) -> None:
     if rows.ndim != 2 or rows.shape[1] != task.context + 1:
-        raise ValueError(f"rows must be [n, {task.context + 1}] sequences of the task, got {tuple(rows.shape)}")
+        raise RepeatlabError(f"rows must be [n, {task.context + 1}] sequences of the task, got {tuple(rows.shape)}")
 
 
 @torch.no_grad()
@@ -117,7 +118,7 @@ def query_induction_scores(model: GPT, rows: Tensor, task: ClassificationTask, *
             inputs = batch[:, : position + 1].to(device)  # [B, T]
             query_targets = induction_pattern(inputs)[:, position].float()  # [B, Tk]
             if not bool((query_targets.sum(-1) > 0).all()):
-                raise ValueError("a row has no earlier copy of its query item; use the task's icl set")
+                raise RepeatlabError("a row has no earlier copy of its query item; use the task's icl set")
             targets[:] = [query_targets]
             model(inputs)
     return (mass / len(rows)).float()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.probes.ablation import ABLATION_MODES, AblationMode
 
 ProbeName = Literal["induction", "prefix_matching", "ov_copying", "icl", "copying", "memorisation", "ablation"]
@@ -60,16 +61,16 @@ class ProbeConfig:
 
     def __post_init__(self) -> None:
         if not self.probes:
-            raise ValueError("ProbeConfig.probes must name at least one probe")
+            raise RepeatlabError("ProbeConfig.probes must name at least one probe")
         for name in self.probes:
             if name not in PROBE_NAMES:
-                raise ValueError(
+                raise RepeatlabError(
                     f"ProbeConfig.probes: unknown probe {name!r}; valid probes are: {', '.join(PROBE_NAMES)}"
                 )
         if len(set(self.probes)) != len(self.probes):
-            raise ValueError(f"ProbeConfig.probes lists a probe twice: {list(self.probes)}")
+            raise RepeatlabError(f"ProbeConfig.probes lists a probe twice: {list(self.probes)}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
-            raise ValueError(f"ProbeConfig.seed must be an integer in [0, 2^31), got {self.seed!r}")
+            raise RepeatlabError(f"ProbeConfig.seed must be an integer in [0, 2^31), got {self.seed!r}")
         positive = (
             "batch_size", "n_random_sequences", "induction_tokens", "prefix_matching_tokens", "n_test_sequences",
             "n_copy_paragraphs", "memorisation_prefix_tokens", "memorisation_continuation_tokens",
@@ -78,32 +79,32 @@ class ProbeConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ProbeConfig.{name} must be a positive integer, got {value!r}")
+                raise RepeatlabError(f"ProbeConfig.{name} must be a positive integer, got {value!r}")
         if self.prefix_matching_repeats < 2:
-            raise ValueError(
+            raise RepeatlabError(
                 f"ProbeConfig.prefix_matching_repeats must be at least 2, got {self.prefix_matching_repeats!r}"
             )
         if self.n_copies < 2:
-            raise ValueError(f"ProbeConfig.n_copies must be at least 2, got {self.n_copies!r}")
+            raise RepeatlabError(f"ProbeConfig.n_copies must be at least 2, got {self.n_copies!r}")
         if self.start_token is not None and self.start_token < 0:
-            raise ValueError(f"ProbeConfig.start_token must be a token id >= 0, got {self.start_token!r}")
+            raise RepeatlabError(f"ProbeConfig.start_token must be a token id >= 0, got {self.start_token!r}")
         if not 0.0 <= self.exclude_token_fraction < 0.5:
-            raise ValueError(
+            raise RepeatlabError(
                 f"ProbeConfig.exclude_token_fraction must be in [0, 0.5), got {self.exclude_token_fraction!r}"
             )
         if self.icl_positions is not None:
             early, late = self.icl_positions
             if not 1 <= early < late:
-                raise ValueError(
+                raise RepeatlabError(
                     f"ProbeConfig.icl_positions must be (early, late), 1 <= early < late; got {self.icl_positions!r}"
                 )
         if self.copy_paragraph_tokens is not None and self.copy_paragraph_tokens < 1:
-            raise ValueError(f"ProbeConfig.copy_paragraph_tokens must be positive, got {self.copy_paragraph_tokens!r}")
+            raise RepeatlabError(f"ProbeConfig.copy_paragraph_tokens must be positive, got {self.copy_paragraph_tokens!r}")
         for layer, head in self.ablation_heads:
             if layer < 0 or head < 0:
-                raise ValueError(f"ProbeConfig.ablation_heads: ({layer}, {head}) is not a valid (layer, head)")
+                raise RepeatlabError(f"ProbeConfig.ablation_heads: ({layer}, {head}) is not a valid (layer, head)")
         if self.ablation_mode not in ABLATION_MODES:
-            raise ValueError(
+            raise RepeatlabError(
                 f"ProbeConfig.ablation_mode must be one of {list(ABLATION_MODES)}, got {self.ablation_mode!r}"
             )
 

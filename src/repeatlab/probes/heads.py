@@ -13,6 +13,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.models.hooks import HookFn, hooks
 from repeatlab.probes.patterns import get_pattern
@@ -38,7 +39,7 @@ def check_heads(model: GPT, heads: Sequence[Head]) -> None:
     n_layer, n_head = model.config.n_layer, model.config.n_head
     for layer, head in heads:
         if not (0 <= layer < n_layer and 0 <= head < n_head):
-            raise ValueError(
+            raise RepeatlabError(
                 f"head {layer}.{head} does not exist: the model has layers 0..{n_layer - 1} "
                 f"and heads 0..{n_head - 1} per layer"
             )
@@ -52,7 +53,7 @@ def check_fits(model: GPT, n_tokens: int, probe: str) -> None:
 def check_context(context: int, n_tokens: int, probe: str) -> None:
     """Raise ``ValueError`` when a probe needs sequences longer than a model context of ``context`` tokens."""
     if n_tokens > context:
-        raise ValueError(
+        raise RepeatlabError(
             f"the {probe} probe needs sequences of {n_tokens} tokens but the model's context is "
             f"{context}; choose shorter probe settings or leave this probe out"
         )
@@ -70,9 +71,9 @@ def attention_scores(
     ``queries="all"`` averages over every query instead, TransformerLens's normalisation (``QueryAverage``).
     """
     if tokens.ndim != 2:
-        raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+        raise RepeatlabError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
     if queries not in get_args(QueryAverage):
-        raise ValueError(f"queries must be one of {', '.join(get_args(QueryAverage))}, got {queries!r}")
+        raise RepeatlabError(f"queries must be one of {', '.join(get_args(QueryAverage))}, got {queries!r}")
     check_fits(model, tokens.shape[1], "attention-pattern")
     functions = {name: get_pattern(name) for name in names}
     n_layer, n_head = model.config.n_layer, model.config.n_head
@@ -104,7 +105,7 @@ def attention_scores(
     masks.clear()
     empty = [name for name, found in has_target.items() if not found]
     if empty:
-        raise ValueError(f"no query of the given tokens has a {empty[0]!r} target; the score is undefined")
+        raise RepeatlabError(f"no query of the given tokens has a {empty[0]!r} target; the score is undefined")
     return {name: (mass[name] / n_queries[name]).float().cpu() for name in functions}
 
 
@@ -151,7 +152,7 @@ def ov_copying_scores(model: GPT) -> Tensor:
 def top_heads(scores: Tensor, k: int) -> list[Head]:
     """The ``k`` heads with the highest scores, best first (ties broken by layer, then head)."""
     if scores.ndim != 2:
-        raise ValueError(f"scores must be [n_layers, n_heads], got shape {tuple(scores.shape)}")
+        raise RepeatlabError(f"scores must be [n_layers, n_heads], got shape {tuple(scores.shape)}")
     n_head = scores.shape[1]
     flat = scores.flatten()
     order = sorted(range(flat.numel()), key=lambda i: (-float(flat[i]), i))[:k]

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.probes.heads import check_fits, model_device
 
@@ -37,7 +38,7 @@ ICL_REFERENCE_CONTEXT = 512
 def token_losses(model: GPT, rows: Tensor, *, batch_size: int = 16) -> Tensor:
     """Cross-entropy ``[n, T]`` (float32, CPU) of rows ``[n, T + 1]``: entry ``t`` predicts ``rows[:, t + 1]``."""
     if rows.ndim != 2 or rows.shape[1] < 2:
-        raise ValueError(f"rows must be [n, T + 1] with T >= 1, got shape {tuple(rows.shape)}")
+        raise RepeatlabError(f"rows must be [n, T + 1] with T >= 1, got shape {tuple(rows.shape)}")
     check_fits(model, rows.shape[1] - 1, "loss")
     device = model_device(model)
     out = []
@@ -57,7 +58,7 @@ def icl_positions(context: int) -> tuple[int, int]:
     early = max(1, round(ICL_POSITIONS[0] * context / ICL_REFERENCE_CONTEXT))
     late = min(context, round(ICL_POSITIONS[1] * context / ICL_REFERENCE_CONTEXT))
     if late <= early:
-        raise ValueError(f"context {context} is too short for the in-context-learning score")
+        raise RepeatlabError(f"context {context} is too short for the in-context-learning score")
     return early, late
 
 
@@ -94,7 +95,7 @@ def icl_from_losses(losses: Tensor, positions: tuple[int, int]) -> IclResult:
     early, late = positions
     T = losses.shape[1]
     if not 1 <= early < late <= T:
-        raise ValueError(f"ICL positions {positions} must satisfy 1 <= early < late <= {T} (the context length)")
+        raise RepeatlabError(f"ICL positions {positions} must satisfy 1 <= early < late <= {T} (the context length)")
     by_position = losses.double().mean(dim=0)  # [T]
     return IclResult(
         positions=(early, late),
@@ -125,7 +126,7 @@ def choose_paragraphs(
     paragraphs ``[P, length]`` and, for each, ``{"sequence_id", "offset", "n_tokens"}``.
     """
     if length < 1 or length > rows.shape[1]:
-        raise ValueError(f"paragraph length must be in 1..{rows.shape[1]}, got {length}")
+        raise RepeatlabError(f"paragraph length must be in 1..{rows.shape[1]}, got {length}")
     chosen: list[np.ndarray] = []
     records: list[dict[str, int]] = []
     for seq_id in torch.randperm(rows.shape[0], generator=generator).tolist():
@@ -140,7 +141,7 @@ def choose_paragraphs(
         if len(chosen) == n_paragraphs:
             break
     if not chosen:
-        raise ValueError(
+        raise RepeatlabError(
             f"no test document has {length} tokens without an end-of-text token; "
             f"use a shorter copying paragraph (copy_paragraph_tokens)"
         )
@@ -187,9 +188,9 @@ def copying_eval(
 ) -> CopyingResult:
     """Loss on each of ``n_copies`` copies of each paragraph ``[P, L]`` in ``[start, p, p, …]``."""
     if n_copies < 2:
-        raise ValueError(f"n_copies must be at least 2, got {n_copies}")
+        raise RepeatlabError(f"n_copies must be at least 2, got {n_copies}")
     if paragraphs.ndim != 2:
-        raise ValueError(f"paragraphs must be [n, length], got shape {tuple(paragraphs.shape)}")
+        raise RepeatlabError(f"paragraphs must be [n, length], got shape {tuple(paragraphs.shape)}")
     P, L = paragraphs.shape
     check_fits(model, n_copies * L, "copying")
     start = torch.full((P, 1), start_token, dtype=torch.int64)  # [P, 1]

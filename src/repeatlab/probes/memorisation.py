@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.decode import prefill, step
 from repeatlab.models.gpt import GPT
 from repeatlab.models.hooks import hooks
@@ -66,9 +67,9 @@ def greedy_matches(
     """
     P, K = prefix_tokens, continuation_tokens
     if P < 1 or K < 1:
-        raise ValueError(f"prefix_tokens and continuation_tokens must be at least 1, got {P} and {K}")
+        raise RepeatlabError(f"prefix_tokens and continuation_tokens must be at least 1, got {P} and {K}")
     if rows.ndim != 2 or rows.shape[1] < P + K:
-        raise ValueError(
+        raise RepeatlabError(
             f"memorisation needs sequences of prefix {P} + continuation {K} tokens, got rows of shape "
             f"{tuple(rows.shape)}; the context is too short for it"
         )

@@ -21,12 +21,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from repeatlab.errors import RepeatlabError
+
 PatternFn = Callable[[Tensor], Tensor]
 
 
 def _check(tokens: Tensor) -> None:
     if tokens.ndim != 2:
-        raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+        raise RepeatlabError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
 
 
 def _causal(T: int, device: torch.device) -> Tensor:
@@ -77,7 +79,7 @@ def get_pattern(name: str) -> PatternFn:
     try:
         return PATTERNS[name]
     except KeyError:
-        raise ValueError(f"unknown detection pattern {name!r}; valid names are: {', '.join(PATTERNS)}") from None
+        raise RepeatlabError(f"unknown detection pattern {name!r}; valid names are: {', '.join(PATTERNS)}") from None
 
 
 __all__ = [

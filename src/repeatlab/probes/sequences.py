@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from repeatlab.errors import RepeatlabError
+
 # Enough to rank a 50k vocabulary well; reading more of a 10^9-token pool would only cost time.
 MAX_FREQUENCY_TOKENS = 10_000_000
 
@@ -33,7 +35,7 @@ def token_frequencies(tokens: np.ndarray, vocab_size: int, *, max_tokens: int = 
     """
     sample = np.asarray(tokens[:max_tokens])
     if sample.size and int(sample.max()) >= vocab_size:
-        raise ValueError(f"token id {int(sample.max())} is outside the vocabulary of {vocab_size} tokens")
+        raise RepeatlabError(f"token id {int(sample.max())} is outside the vocabulary of {vocab_size} tokens")
     return np.bincount(sample.astype(np.int64), minlength=vocab_size)
 
 
@@ -52,11 +54,11 @@ def candidate_tokens(
         exclude_fraction: share of the occurring tokens dropped at *each* end of the frequency ranking.
     """
     if not 0.0 <= exclude_fraction < 0.5:
-        raise ValueError(f"exclude_fraction must be in [0, 0.5), got {exclude_fraction!r}")
+        raise RepeatlabError(f"exclude_fraction must be in [0, 0.5), got {exclude_fraction!r}")
     keep = np.ones(vocab_size, dtype=bool)
     if frequencies is not None:
         if frequencies.shape != (vocab_size,):
-            raise ValueError(f"frequencies must have shape ({vocab_size},), got {frequencies.shape}")
+            raise RepeatlabError(f"frequencies must have shape ({vocab_size},), got {frequencies.shape}")
         occurring = np.flatnonzero(frequencies > 0)
         # Stable sort on (count, id) so ties never depend on the platform.
         ranked = occurring[np.argsort(frequencies[occurring], kind="stable")]
@@ -68,7 +70,7 @@ def candidate_tokens(
             keep[token] = False
     ids = np.flatnonzero(keep)
     if len(ids) < 2:
-        raise ValueError(
+        raise RepeatlabError(
             f"only {len(ids)} candidate token(s) remain for random probe sequences; lower exclude_fraction"
         )
     return torch.from_numpy(ids.astype(np.int64))
@@ -90,7 +92,7 @@ def repeated_random_tokens(
     """
     for name, value in (("n_sequences", n_sequences), ("length", length), ("n_repeats", n_repeats)):
         if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+            raise RepeatlabError(f"{name} must be at least 1, got {value}")
     n_candidates = len(candidates)
     if n_candidates >= length:
         # Without replacement within a repeat: a random permutation prefix per sequence.

@@ -19,6 +19,7 @@ from torch import Tensor
 from repeatlab.config import to_dict
 from repeatlab.data.mixture import Mixture
 from repeatlab.data.prepared import PreparedDataset
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.probes.ablation import AblationResult, ablation_metrics, head_ablation
 from repeatlab.probes.config import DATASET_PROBES, ProbeConfig
@@ -124,7 +125,7 @@ def run_probes(
     _check_inputs(model, dataset, mixture, config)
     start_token = config.start_token if config.start_token is not None else _eot(dataset)
     if not 0 <= start_token < model.config.vocab_size:
-        raise ValueError(f"start token {start_token} is outside the model's vocabulary of {model.config.vocab_size}")
+        raise RepeatlabError(f"start token {start_token} is outside the model's vocabulary of {model.config.vocab_size}")
     inputs: dict[str, Any] = {"start_token": start_token}
     was_training = model.training
     model.eval()
@@ -145,7 +146,7 @@ def run_probes(
 def _eot(dataset: PreparedDataset | None) -> int:
     """The dataset's end-of-text id, from its metadata when recorded there (no tokenizer load needed)."""
     if dataset is None:
-        raise ValueError("without a dataset, ProbeConfig.start_token must be given")
+        raise RepeatlabError("without a dataset, ProbeConfig.start_token must be given")
     return int(dataset.meta["eot_id"]) if "eot_id" in dataset.meta else dataset.tokenizer.eot_id
 
 
@@ -153,16 +154,16 @@ def _check_inputs(model: GPT, dataset: PreparedDataset | None, mixture: Mixture 
     if dataset is None:
         if config.needs_dataset:
             needs = sorted(set(config.probes) & DATASET_PROBES)
-            raise ValueError(f"the {', '.join(needs)} probe(s) need the run's prepared dataset")
+            raise RepeatlabError(f"the {', '.join(needs)} probe(s) need the run's prepared dataset")
     else:
         if dataset.vocab_size != model.config.vocab_size:
-            raise ValueError(
+            raise RepeatlabError(
                 f"the dataset's vocabulary ({dataset.vocab_size}) differs from the model's ({model.config.vocab_size})"
             )
         if config.needs_dataset and dataset.context > model.config.context:
-            raise ValueError(f"the dataset's context ({dataset.context}) exceeds the model's ({model.config.context})")
+            raise RepeatlabError(f"the dataset's context ({dataset.context}) exceeds the model's ({model.config.context})")
     if "memorisation" in config.probes and mixture is None:
-        raise ValueError("the memorisation probe needs the run's mixture (its repeated subset)")
+        raise RepeatlabError("the memorisation probe needs the run's mixture (its repeated subset)")
     if config.ablation_heads:
         check_heads(model, config.ablation_heads)
     check_lengths(config, model_context=model.config.context,
@@ -186,7 +187,7 @@ def check_lengths(config: ProbeConfig, *, model_context: int, data_context: int 
     if selected & {"icl", "ablation"}:
         early, late = config.icl_positions or icl_positions(data_context)
         if late > data_context:
-            raise ValueError(
+            raise RepeatlabError(
                 f"ICL positions {(early, late)} must satisfy 1 <= early < late <= {data_context} "
                 f"(the context length)"
             )
@@ -195,7 +196,7 @@ def check_lengths(config: ProbeConfig, *, model_context: int, data_context: int 
                       "copying")
     needed = config.memorisation_prefix_tokens + config.memorisation_continuation_tokens
     if "memorisation" in selected and needed > data_context + 1:
-        raise ValueError(
+        raise RepeatlabError(
             f"the memorisation probe needs sequences of {needed} tokens but the dataset's context is "
             f"{data_context}; lower memorisation_prefix_tokens/memorisation_continuation_tokens"
         )
@@ -208,7 +209,7 @@ def _icl_positions(config: ProbeConfig, dataset: PreparedDataset) -> tuple[int, 
 def _paragraph_tokens(model_context: int, data_context: int, config: ProbeConfig) -> int:
     length = config.copy_paragraph_tokens or min(model_context, data_context) // config.n_copies
     if length < 1:
-        raise ValueError(f"the copying probe needs a context of at least {config.n_copies} tokens")
+        raise RepeatlabError(f"the copying probe needs a context of at least {config.n_copies} tokens")
     return length
 
 
@@ -283,7 +284,7 @@ def _dataset_probes(
         elif induction is not None:
             heads = top_heads(induction, min(config.ablation_top_k, induction.numel()))
         else:
-            raise ValueError("head ablation needs ablation_heads or the induction scores")
+            raise RepeatlabError("head ablation needs ablation_heads or the induction scores")
         baseline = ablation_metrics(out["icl"], out["copying"]) if {"icl", "copying"} <= selected else None
         out["ablation"] = head_ablation(
             model, heads, mode=config.ablation_mode, test_rows=test_rows, paragraphs=paragraphs,
@@ -328,7 +329,7 @@ def _memorisation(
     n_pool = dataset.n_sequences("train")
     counts = np.bincount(mixture.order, minlength=n_pool)
     if len(counts) > n_pool:
-        raise ValueError(f"the mixture refers to training sequence {len(counts) - 1}, but the pool holds {n_pool}")
+        raise RepeatlabError(f"the mixture refers to training sequence {len(counts) - 1}, but the pool holds {n_pool}")
     groups = {
         "repeated": ("train", np.asarray(mixture.repeated_ids, dtype=np.int64)),
         "seen_once": ("train", np.flatnonzero(counts == 1)),

@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.laws.fit import fit_data_constrained
 from repeatlab.laws.forms import DataConstrainedLaw
 from repeatlab.laws.region import PoorRegionFit, find_poor_region
@@ -55,12 +56,12 @@ class ReportOptions:
 
     def __post_init__(self) -> None:
         if self.repeated_fraction is not None and not 0 < self.repeated_fraction < 1:
-            raise ValueError(f"ReportOptions.repeated_fraction must be in (0, 1), got {self.repeated_fraction}")
+            raise RepeatlabError(f"ReportOptions.repeated_fraction must be in (0, 1), got {self.repeated_fraction}")
         if not self.near_zero_loss > 0:
-            raise ValueError(f"ReportOptions.near_zero_loss must be positive, got {self.near_zero_loss}")
+            raise RepeatlabError(f"ReportOptions.near_zero_loss must be positive, got {self.near_zero_loss}")
         for name in ("max_curve_runs", "max_samples", "sample_chars"):
             if getattr(self, name) < 0:
-                raise ValueError(f"ReportOptions.{name} must be non-negative, got {getattr(self, name)}")
+                raise RepeatlabError(f"ReportOptions.{name} must be non-negative, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from repeatlab.errors import RepeatlabError
+
 Formatter = Callable[[Any], str]
 
 
@@ -39,7 +41,7 @@ class Table:
     def __post_init__(self) -> None:
         for i, row in enumerate(self.rows):
             if len(row) != len(self.columns):
-                raise ValueError(f"Table {self.title!r}: row {i} has {len(row)} cells but there are {len(self.columns)} columns")
+                raise RepeatlabError(f"Table {self.title!r}: row {i} has {len(row)} cells but there are {len(self.columns)} columns")
 
     @classmethod
     def from_frame(
@@ -74,7 +76,7 @@ class Section:
 
     def __post_init__(self) -> None:
         if not self.key or not all(c.isalnum() or c == "-" for c in self.key):
-            raise ValueError(f"Section.key must be letters, digits and dashes, got {self.key!r}")
+            raise RepeatlabError(f"Section.key must be letters, digits and dashes, got {self.key!r}")
 
     @property
     def is_empty(self) -> bool:

@@ -21,6 +21,7 @@ from repeatlab.config import to_dict
 from repeatlab.data.prepare import prepare_dataset
 from repeatlab.dynamics.finetune import run_finetune_stage
 from repeatlab.data.prepared import META_FILE, load_prepared
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_write_text, check_output_dir, output_lock, write_json
 from repeatlab.sweeps.results import collect
 from repeatlab.sweeps.grid import GridConfig, RunSpec, expand_grid, grid_to_toml
@@ -78,7 +79,7 @@ def prepare_data(grid: GridConfig, sweep: SweepDir, say: Report) -> None:
         different = sorted(k for k in set(stored) | set(asked) if stored.get(k) != asked.get(k))
         if different:
             key = different[0]
-            raise ValueError(
+            raise RepeatlabError(
                 f"{sweep.data_dir} was prepared with data.{key} = {stored.get(key)!r} but the grid asks for "
                 f"{asked.get(key)!r}; runs of one sweep directory share their data: use another --out"
             )
@@ -91,7 +92,7 @@ def check_sweep_dir(out: Path) -> None:
     """Refuse to write a sweep into a directory that holds other files and is no sweep (no ``grid.toml``)."""
     sweep = SweepDir(out)
     if out.is_dir() and not sweep.grid_file.is_file() and any(not p.name.startswith(".") for p in out.iterdir()):
-        raise ValueError(f"{out} is not empty and holds no {sweep.grid_file.name}, so it is not a sweep directory; "
+        raise RepeatlabError(f"{out} is not empty and holds no {sweep.grid_file.name}, so it is not a sweep directory; "
                          f"give a new or empty --out, or the directory of the sweep to resume")
 
 
@@ -143,9 +144,9 @@ def run_sweep(
     """
     say = progress or (lambda _event: None)
     if backend not in ("local", "ray"):
-        raise ValueError(f"--backend must be local or ray, got {backend!r}")
+        raise RepeatlabError(f"--backend must be local or ray, got {backend!r}")
     if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+        raise RepeatlabError(f"--workers must be at least 1, got {workers}")
     out = Path(out)
     check_output_dir(out)
     check_sweep_dir(out)

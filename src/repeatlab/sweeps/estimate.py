@@ -19,6 +19,7 @@ import torch
 from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import prepare_dataset
 from repeatlab.data.prepared import META_FILE
+from repeatlab.errors import RepeatlabError
 from repeatlab.sweeps.grid import GridConfig, expand_grid
 from repeatlab.sweeps.runner import write_probes
 from repeatlab.train.config import RunConfig
@@ -59,7 +60,7 @@ def estimate_sweep(
     """Time ``steps`` training steps, one evaluation and the probes of each size; extrapolate to the grid."""
     say = progress or (lambda _text: None)
     if steps < 2:
-        raise ValueError(f"--steps must be at least 2, got {steps}")
+        raise RepeatlabError(f"--steps must be at least 2, got {steps}")
     workers = workers or grid.resources.local_workers
     threads = max(1, int(grid.resources.cpus_per_run))  # as the backends run it
     torch.set_num_threads(threads)

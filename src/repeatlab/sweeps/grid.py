@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from repeatlab.config import ConfigError, config_hash, from_dict, override, to_dict
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_utf8
 from repeatlab.data.classification import TASK_KIND
 from repeatlab.data.corpus import is_named_source
@@ -55,13 +56,13 @@ class ResourcesConfig:
 
     def __post_init__(self) -> None:
         if not self.cpus_per_run > 0:
-            raise ValueError(f"resources.cpus_per_run must be > 0, got {self.cpus_per_run!r}")
+            raise RepeatlabError(f"resources.cpus_per_run must be > 0, got {self.cpus_per_run!r}")
         if not self.gpus_per_run >= 0:
-            raise ValueError(f"resources.gpus_per_run must be >= 0, got {self.gpus_per_run!r}")
+            raise RepeatlabError(f"resources.gpus_per_run must be >= 0, got {self.gpus_per_run!r}")
         if self.local_workers < 1:
-            raise ValueError(f"resources.local_workers must be at least 1, got {self.local_workers!r}")
+            raise RepeatlabError(f"resources.local_workers must be at least 1, got {self.local_workers!r}")
         if self.max_retries < 0:
-            raise ValueError(f"resources.max_retries must be >= 0, got {self.max_retries!r}")
+            raise RepeatlabError(f"resources.max_retries must be >= 0, got {self.max_retries!r}")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -105,38 +106,38 @@ class GridConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ValueError(f"grid.name must be letters, digits and _.- (not starting with those), got {self.name!r}")
+            raise RepeatlabError(f"grid.name must be letters, digits and _.- (not starting with those), got {self.name!r}")
         if self.kind not in ("repeated", "data_constrained"):
-            raise ValueError(f"grid.kind must be repeated or data_constrained, got {self.kind!r}")
+            raise RepeatlabError(f"grid.kind must be repeated or data_constrained, got {self.kind!r}")
         _check_list("sizes", self.sizes, lambda s: s in SIZES, f"a size name ({', '.join(SIZES)})")
         _check_list("repeated_epochs", self.repeated_epochs, lambda e: _is_int(e) and e >= 1, "an integer >= 1")
         _check_list("seeds", self.seeds, lambda s: _is_int(s) and s >= 0, "an integer >= 0")
         if self.kind == "repeated":
             if self.total_tokens is None or not _is_int(self.total_tokens) or self.total_tokens <= 0:
-                raise ValueError(f"grid.total_tokens must be a positive integer for a repeated grid, got {self.total_tokens!r}")
+                raise RepeatlabError(f"grid.total_tokens must be a positive integer for a repeated grid, got {self.total_tokens!r}")
             _check_list("repeated_fractions", self.repeated_fractions, lambda f: 0 < f < 1, "a fraction in (0, 1)")
             if self.unique_tokens:
-                raise ValueError("grid.unique_tokens is for kind = 'data_constrained'; a repeated grid uses repeated_fractions")
+                raise RepeatlabError("grid.unique_tokens is for kind = 'data_constrained'; a repeated grid uses repeated_fractions")
         elif self.unique_controls:
-            raise ValueError("grid.unique_controls is for kind = 'repeated'; a data-constrained grid has its own controls")
+            raise RepeatlabError("grid.unique_controls is for kind = 'repeated'; a data-constrained grid has its own controls")
         else:
             _check_list("unique_tokens", self.unique_tokens, lambda u: _is_int(u) and u > 0, "a positive integer")
             if self.total_tokens is not None:
-                raise ValueError("grid.total_tokens must be unset for kind = 'data_constrained' (each run sees U * E tokens)")
+                raise RepeatlabError("grid.total_tokens must be unset for kind = 'data_constrained' (each run sees U * E tokens)")
             if self.repeated_fractions:
-                raise ValueError("grid.repeated_fractions is for kind = 'repeated'; a data-constrained grid uses unique_tokens")
+                raise RepeatlabError("grid.repeated_fractions is for kind = 'repeated'; a data-constrained grid uses unique_tokens")
         if self.train.seed != 0:
-            raise ValueError(f"grid.train.seed must be left unset (got {self.train.seed}); list the seeds in grid.seeds")
+            raise RepeatlabError(f"grid.train.seed must be left unset (got {self.train.seed}); list the seeds in grid.seeds")
         for size, updates in self.size_overrides.items():
             if size not in self.sizes:
-                raise ValueError(f"grid.size_overrides: {size!r} is not one of the grid's sizes ({', '.join(self.sizes)})")
+                raise RepeatlabError(f"grid.size_overrides: {size!r} is not one of the grid's sizes ({', '.join(self.sizes)})")
             _training_for(self.optim, self.train, updates, where=f"size_overrides.{size}")
         if self.probes is not None:
             # Every model of the sweep has the data's context: a probe too long for it would fail after training.
             try:
                 check_lengths(self.probes, model_context=self.data.context, data_context=self.data.context)
             except ValueError as exc:
-                raise ValueError(f"grid.probes: {exc} (data.context = {self.data.context})") from None
+                raise RepeatlabError(f"grid.probes: {exc} (data.context = {self.data.context})") from None
 
 
 def _is_int(value: object) -> bool:
@@ -145,12 +146,12 @@ def _is_int(value: object) -> bool:
 
 def _check_list(name: str, values: tuple[Any, ...], ok: Any, what: str) -> None:
     if not values:
-        raise ValueError(f"grid.{name} must list at least one value")
+        raise RepeatlabError(f"grid.{name} must list at least one value")
     for value in values:
         if not ok(value):
-            raise ValueError(f"grid.{name}: {value!r} is not {what}")
+            raise RepeatlabError(f"grid.{name}: {value!r} is not {what}")
     if len(set(values)) != len(values):
-        raise ValueError(f"grid.{name} lists a value twice: {list(values)}")
+        raise RepeatlabError(f"grid.{name} lists a value twice: {list(values)}")
 
 
 def _flatten(updates: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -329,7 +330,7 @@ def grid_to_toml(grid: GridConfig) -> str:
     back = from_dict(GridConfig, tomllib.loads(text))
     if back != grid:
         lost = [f.name for f in dataclasses.fields(grid) if getattr(back, f.name) != getattr(grid, f.name)]
-        raise ValueError(f"grid field(s) {', '.join(lost)} hold a null that TOML cannot store; set a value instead")
+        raise RepeatlabError(f"grid field(s) {', '.join(lost)} hold a null that TOML cannot store; set a value instead")
     return text
 
 
@@ -339,7 +340,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"override {item!r} is not KEY=VALUE (e.g. data.source=corpus.txt)")
+            raise RepeatlabError(f"override {item!r} is not KEY=VALUE (e.g. data.source=corpus.txt)")
         try:
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:

@@ -25,6 +25,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_jsonl
 from repeatlab.sweeps.runner import RunOutcome, execute_run, write_error
 from repeatlab.sweeps.state import ATTEMPTS_FILE, SweepDir, record_attempt
@@ -131,7 +132,7 @@ def run_local(
     """Execute ``run_ids`` on ``workers`` local processes; returns one outcome per run, in finishing order."""
     say = report or (lambda _event: None)
     if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+        raise RepeatlabError(f"--workers must be at least 1, got {workers}")
     sweep = SweepDir(Path(sweep_root))
     ctx = _context()  # not fork: the driver may hold threads (and CUDA) that a forked child must not inherit
     gpus = visible_gpus()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.sweeps.runner import RunOutcome, execute_run, write_error
 from repeatlab.sweeps.state import SweepDir
 
@@ -41,7 +42,7 @@ def run_ray(
     try:
         import ray
     except ImportError:
-        raise ValueError("the ray backend needs Ray: pip install 'repeatlab[ray]'") from None
+        raise RepeatlabError("the ray backend needs Ray: pip install 'repeatlab[ray]'") from None
     say = report or (lambda _event: None)
     sweep = SweepDir(Path(sweep_root))
     owns = not ray.is_initialized()

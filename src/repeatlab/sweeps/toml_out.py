@@ -13,6 +13,8 @@ import math
 import re
 from typing import Any
 
+from repeatlab.errors import RepeatlabError
+
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -54,6 +56,6 @@ def _value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
         if any(v is None for v in value):
-            raise ValueError(f"TOML arrays cannot hold null: {value!r}")
+            raise RepeatlabError(f"TOML arrays cannot hold null: {value!r}")
         return "[" + ", ".join(_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML: {value!r}")

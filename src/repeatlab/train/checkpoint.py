@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_directory, atomic_write_bytes, read_json, write_json
 from repeatlab.models.gpt import GPT
 from repeatlab.models.weights import load_model, save_model
@@ -129,12 +130,12 @@ class Checkpointer:
         try:
             meta = read_json(path / "meta.json")
         except (FileNotFoundError, ValueError) as exc:
-            raise ValueError(
+            raise RepeatlabError(
                 f"checkpoint {path} is incomplete or corrupt ({exc}); delete it to resume from an older one"
             ) from None
         missing = sorted(set(states) - set(meta.get("states", [])))
         if missing:
-            raise ValueError(
+            raise RepeatlabError(
                 f"checkpoint {path} lacks the state(s) {missing}; it was written by another trainer version"
             )
         for name, obj in states.items():
@@ -148,7 +149,7 @@ class Checkpointer:
                 except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
                     # Not torch's own text: it spans lines and advises weights_only=False, which runs any code
                     # a damaged or planted file holds.
-                    raise ValueError(f"checkpoint file {path / f'{name}.pt'} is unreadable ({type(exc).__name__}: "
+                    raise RepeatlabError(f"checkpoint file {path / f'{name}.pt'} is unreadable ({type(exc).__name__}: "
                                      f"truncated, corrupt, or not a state saved by repeatlab)") from None
                 obj.load_state_dict(state)
 
@@ -169,7 +170,7 @@ class Checkpointer:
                 continue
             return step, skipped
         if skipped:
-            raise ValueError(f"no checkpoint in {self.directory} loads ({'; '.join(skipped)}); delete "
+            raise RepeatlabError(f"no checkpoint in {self.directory} loads ({'; '.join(skipped)}); delete "
                              f"{self.directory} to train the run again from step 0")
         return None, skipped
 

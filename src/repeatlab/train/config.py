@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from repeatlab.config import added_later
+from repeatlab.errors import RepeatlabError
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -31,7 +32,7 @@ def _positive_int(owner: str, name: str, value: object, *, allow_zero: bool = Fa
     lower = 0 if allow_zero else 1
     if not isinstance(value, int) or isinstance(value, bool) or value < lower:
         kind = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{owner}.{name} must be {kind} integer, got {value!r}")
+        raise RepeatlabError(f"{owner}.{name} must be {kind} integer, got {value!r}")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -60,21 +61,21 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.lr < math.inf:
-            raise ValueError(f"OptimConfig.lr must be > 0 and finite, got {self.lr!r}")
+            raise RepeatlabError(f"OptimConfig.lr must be > 0 and finite, got {self.lr!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"OptimConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+            raise RepeatlabError(f"OptimConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         _positive_int("OptimConfig", "warmup_steps", self.warmup_steps, allow_zero=True)
         if not 0 <= self.weight_decay < math.inf:
-            raise ValueError(f"OptimConfig.weight_decay must be >= 0 and finite, got {self.weight_decay!r}")
+            raise RepeatlabError(f"OptimConfig.weight_decay must be >= 0 and finite, got {self.weight_decay!r}")
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"OptimConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
+                raise RepeatlabError(f"OptimConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0 < self.eps < math.inf:
-            raise ValueError(f"OptimConfig.eps must be > 0 and finite, got {self.eps!r}")
+            raise RepeatlabError(f"OptimConfig.eps must be > 0 and finite, got {self.eps!r}")
         if not (isinstance(self.embedding_lr_scale, (int, float)) and 0 < self.embedding_lr_scale < math.inf):
-            raise ValueError(f"OptimConfig.embedding_lr_scale must be > 0 and finite, got {self.embedding_lr_scale!r}")
+            raise RepeatlabError(f"OptimConfig.embedding_lr_scale must be > 0 and finite, got {self.embedding_lr_scale!r}")
         if self.grad_clip is not None and not 0 < self.grad_clip < math.inf:
-            raise ValueError(f"OptimConfig.grad_clip must be > 0 and finite, or null, got {self.grad_clip!r}")
+            raise RepeatlabError(f"OptimConfig.grad_clip must be > 0 and finite, or null, got {self.grad_clip!r}")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -109,26 +110,26 @@ class InterventionConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.hook, str) or not _HOOK_NAME.fullmatch(self.hook):
-            raise ValueError(f"InterventionConfig.hook must be a hook name such as blocks.0.attn.z, got {self.hook!r}")
+            raise RepeatlabError(f"InterventionConfig.hook must be a hook name such as blocks.0.attn.z, got {self.hook!r}")
         for head in self.heads:
             _positive_int("InterventionConfig", "heads", head, allow_zero=True)
         if len(set(self.heads)) != len(self.heads):
-            raise ValueError(f"InterventionConfig.heads lists a head twice: {list(self.heads)}")
+            raise RepeatlabError(f"InterventionConfig.heads lists a head twice: {list(self.heads)}")
         if self.mode not in get_args(InterventionMode):
-            raise ValueError(f"InterventionConfig.mode must be zero, mean or clamp, got {self.mode!r}")
+            raise RepeatlabError(f"InterventionConfig.mode must be zero, mean or clamp, got {self.mode!r}")
         if self.mode != "clamp" and self.value != 0.0:
-            raise ValueError(f"InterventionConfig.value is only used by mode clamp, got value={self.value!r} "
+            raise RepeatlabError(f"InterventionConfig.value is only used by mode clamp, got value={self.value!r} "
                              f"with mode {self.mode!r}")
         if (self.mode == "reference") != (self.reference is not None):
-            raise ValueError(f"InterventionConfig.reference (a run directory) is needed by mode reference and only "
+            raise RepeatlabError(f"InterventionConfig.reference (a run directory) is needed by mode reference and only "
                              f"by it, got reference={self.reference!r} with mode {self.mode!r}")
         if self.reference is not None and (not isinstance(self.reference, str) or not self.reference):
-            raise ValueError(f"InterventionConfig.reference must be a run directory, got {self.reference!r}")
+            raise RepeatlabError(f"InterventionConfig.reference must be a run directory, got {self.reference!r}")
         _positive_int("InterventionConfig", "start_step", self.start_step, allow_zero=True)
         if self.stop_step is not None:
             _positive_int("InterventionConfig", "stop_step", self.stop_step)
             if self.stop_step <= self.start_step:
-                raise ValueError(f"InterventionConfig.stop_step={self.stop_step} must exceed "
+                raise RepeatlabError(f"InterventionConfig.stop_step={self.stop_step} must exceed "
                                  f"start_step={self.start_step}")
 
     def active(self, step: int, *, evaluating: bool = False) -> bool:
@@ -199,36 +200,36 @@ class TrainConfig:
         if self.micro_batch_tokens is not None:
             _positive_int("TrainConfig", "micro_batch_tokens", self.micro_batch_tokens)
             if self.micro_batch_tokens > self.batch_tokens:
-                raise ValueError(
+                raise RepeatlabError(
                     f"TrainConfig.micro_batch_tokens={self.micro_batch_tokens} exceeds batch_tokens={self.batch_tokens}"
                 )
         if self.eval_every is not None:
             _positive_int("TrainConfig", "eval_every", self.eval_every)
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"TrainConfig.device must be auto, cpu or cuda, got {self.device!r}")
+            raise RepeatlabError(f"TrainConfig.device must be auto, cpu or cuda, got {self.device!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"TrainConfig.precision must be auto, fp32 or bf16, got {self.precision!r}")
+            raise RepeatlabError(f"TrainConfig.precision must be auto, fp32 or bf16, got {self.precision!r}")
         if not isinstance(self.compile, bool):
-            raise ValueError(f"TrainConfig.compile must be true or false, got {self.compile!r}")
+            raise RepeatlabError(f"TrainConfig.compile must be true or false, got {self.compile!r}")
         for name in self.probe_metrics:
             if name not in PROBE_METRICS:
-                raise ValueError(f"TrainConfig.probe_metrics: unknown probe {name!r}; "
+                raise RepeatlabError(f"TrainConfig.probe_metrics: unknown probe {name!r}; "
                                  f"valid: {', '.join(PROBE_METRICS)}")
         if len(set(self.probe_metrics)) != len(self.probe_metrics):
-            raise ValueError(f"TrainConfig.probe_metrics lists a probe twice: {list(self.probe_metrics)}")
+            raise RepeatlabError(f"TrainConfig.probe_metrics lists a probe twice: {list(self.probe_metrics)}")
         _positive_int("TrainConfig", "probe_sequences", self.probe_sequences)
         for name, source in self.extra_evals.items():
             if not _EVAL_NAME.fullmatch(name) or name in RESERVED_EVAL_NAMES:
-                raise ValueError(f"TrainConfig.extra_evals: name {name!r} must be lower-case letters, digits and _ "
+                raise RepeatlabError(f"TrainConfig.extra_evals: name {name!r} must be lower-case letters, digits and _ "
                                  f"and not one of {sorted(RESERVED_EVAL_NAMES)}")
             if not isinstance(source, str) or not source:
-                raise ValueError(f"TrainConfig.extra_evals.{name} must be a non-empty source, got {source!r}")
+                raise RepeatlabError(f"TrainConfig.extra_evals.{name} must be a non-empty source, got {source!r}")
         for item in self.interventions:
             if not isinstance(item, InterventionConfig):
-                raise ValueError(f"TrainConfig.interventions holds a {type(item).__name__}, not an InterventionConfig")
+                raise RepeatlabError(f"TrainConfig.interventions holds a {type(item).__name__}, not an InterventionConfig")
         if self.interventions and self.compile:
             # Hooks added to a compiled model after its first call are not seen (models/hooks.py).
-            raise ValueError("TrainConfig.interventions cannot be combined with compile=true; set compile=false")
+            raise RepeatlabError("TrainConfig.interventions cannot be combined with compile=true; set compile=false")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -255,15 +256,15 @@ class RunConfig:
         for name in ("dataset", "mixture", "model"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
-                raise ValueError(f"RunConfig.{name} must be a non-empty string, got {value!r}")
+                raise RepeatlabError(f"RunConfig.{name} must be a non-empty string, got {value!r}")
         if not isinstance(self.optim, OptimConfig):
-            raise ValueError(f"RunConfig.optim must be an OptimConfig, got {type(self.optim).__name__}")
+            raise RepeatlabError(f"RunConfig.optim must be an OptimConfig, got {type(self.optim).__name__}")
         if not isinstance(self.train, TrainConfig):
-            raise ValueError(f"RunConfig.train must be a TrainConfig, got {type(self.train).__name__}")
+            raise RepeatlabError(f"RunConfig.train must be a TrainConfig, got {type(self.train).__name__}")
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
-            raise ValueError(f"RunConfig.init_from must be a run directory or null, got {self.init_from!r}")
+            raise RepeatlabError(f"RunConfig.init_from must be a run directory or null, got {self.init_from!r}")
         if self.init_checkpoint != "final" and not re.fullmatch(r"step_\d{7,}", self.init_checkpoint):
-            raise ValueError(f"RunConfig.init_checkpoint must be 'final' or a checkpoint name such as step_0000120, "
+            raise RepeatlabError(f"RunConfig.init_checkpoint must be 'final' or a checkpoint name such as step_0000120, "
                              f"got {self.init_checkpoint!r}")
 
     def resolved(self) -> RunConfig:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.train.config import TrainConfig
 
 
@@ -63,7 +64,7 @@ def resolve_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
         want = "cuda" if torch.cuda.is_available() else "cpu"
     if want == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("train.device is 'cuda' but no CUDA GPU is available; use device='cpu' or 'auto'")
+            raise RepeatlabError("train.device is 'cuda' but no CUDA GPU is available; use device='cpu' or 'auto'")
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
@@ -74,7 +75,7 @@ def resolve_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
         return torch.float32
     if config.precision == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError("train.precision is 'bf16' but this GPU does not support bfloat16; use 'fp32'")
+            raise RepeatlabError("train.precision is 'bf16' but this GPU does not support bfloat16; use 'fp32'")
         return torch.bfloat16
     return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
 

@@ -26,6 +26,7 @@ import numpy as np
 from repeatlab.data.corpus import PYTHON_STDLIB, CorpusError, iter_documents, stdlib_documents
 from repeatlab.data.prepared import META_FILE, PreparedDataset, load_prepared, sequence_view
 from repeatlab.data.tokens import TextTokenizer
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_save_npy, read_json, write_json
 
 EXTRA_EVALS_DIR = "extra_evals"
@@ -62,10 +63,10 @@ def eval_tokens(source: str, tokenizer: TextTokenizer, *, n_tokens: int, seed: i
             if total >= n_tokens:
                 break
     except CorpusError as exc:
-        raise ValueError(f"extra evaluation source {source!r}: {exc}; use {PYTHON_STDLIB}, a prepared dataset "
+        raise RepeatlabError(f"extra evaluation source {source!r}: {exc}; use {PYTHON_STDLIB}, a prepared dataset "
                          f"directory or a corpus source") from None
     if total < n_tokens:
-        raise ValueError(f"extra evaluation source {source!r} holds only {total:,} tokens, fewer than the "
+        raise RepeatlabError(f"extra evaluation source {source!r} holds only {total:,} tokens, fewer than the "
                          f"{n_tokens:,} needed; lower train.eval_test_sequences or use a larger source")
     return np.concatenate(chunks)[:n_tokens].astype(np.int64)
 
@@ -86,7 +87,7 @@ def load_extra_evals(
         else:
             tokens = eval_tokens(source, dataset.tokenizer, n_tokens=n_tokens, seed=seed)
         if len(tokens) != n_tokens or (len(tokens) and int(tokens.max()) >= dataset.vocab_size):
-            raise ValueError(f"cached extra evaluation set {cached} does not fit this run "
+            raise RepeatlabError(f"cached extra evaluation set {cached} does not fit this run "
                              f"({len(tokens)} tokens, expected {n_tokens}); delete it to rebuild it")
         out[name] = tokens
     return out

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.models.hooks import HookFn, hook_names, hooks, run_with_cache
 from repeatlab.train.config import InterventionConfig
@@ -46,14 +47,14 @@ def check_interventions(model: GPT, interventions: Sequence[InterventionConfig])
     for i, item in enumerate(interventions):
         where = f"train.interventions[{i}]"
         if item.hook not in names:
-            raise ValueError(f"{where}: the model has no hook point {item.hook!r}; per-layer names run from "
+            raise RepeatlabError(f"{where}: the model has no hook point {item.hook!r}; per-layer names run from "
                              f"blocks.0 to blocks.{model.config.n_layer - 1} (see repeatlab.models.hook_names)")
         if item.heads and head_axis(item.hook) is None:
-            raise ValueError(f"{where}: {item.hook!r} has no head axis, so heads must be empty; per-head hook "
+            raise RepeatlabError(f"{where}: {item.hook!r} has no head axis, so heads must be empty; per-head hook "
                              f"points are blocks.{{i}}.attn.q/k/v/z/pattern")
         bad = [h for h in item.heads if h >= model.config.n_head]
         if bad:
-            raise ValueError(f"{where}: head {bad[0]} does not exist; the model has heads 0..{model.config.n_head - 1}")
+            raise RepeatlabError(f"{where}: head {bad[0]} does not exist; the model has heads 0..{model.config.n_head - 1}")
 
 
 def replace_activation(x: Tensor, item: InterventionConfig, reference: Tensor | None = None) -> Tensor:
@@ -65,7 +66,7 @@ def replace_activation(x: Tensor, item: InterventionConfig, reference: Tensor | 
         new = torch.full_like(x, item.value)
     elif item.mode == "reference":
         if reference is None or reference.shape != x.shape:
-            raise ValueError(f"mode reference at {item.hook!r} needs the reference model's activation of shape "
+            raise RepeatlabError(f"mode reference at {item.hook!r} needs the reference model's activation of shape "
                              f"{tuple(x.shape)}, got {None if reference is None else tuple(reference.shape)}")
         new = reference.to(x.dtype)
     else:
@@ -74,7 +75,7 @@ def replace_activation(x: Tensor, item: InterventionConfig, reference: Tensor | 
         return new
     axis = head_axis(item.hook)
     if axis is None:  # excluded by check_interventions
-        raise ValueError(f"{item.hook!r} has no head axis")
+        raise RepeatlabError(f"{item.hook!r} has no head axis")
     shape = [1] * x.ndim
     shape[axis] = x.shape[axis]
     mask = torch.zeros(x.shape[axis], dtype=torch.bool, device=x.device)  # [H]
@@ -101,7 +102,7 @@ def _capturing_references(
     captured: dict[str, dict[str, Tensor]] = {}
     missing = sorted(set(needed) - set(references))
     if missing:
-        raise ValueError(f"an intervention of mode reference names {missing[0]}, but no reference model was loaded "
+        raise RepeatlabError(f"an intervention of mode reference names {missing[0]}, but no reference model was loaded "
                          f"for it; train through repeatlab.train.train, which loads every reference run")
 
     def capture(_module: nn.Module, args: tuple[Tensor, ...]) -> None:

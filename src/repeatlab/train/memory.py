@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT, ModelConfig
 from repeatlab.train.distributed import World
 from repeatlab.train.objective import NextTokenLoss
@@ -21,7 +22,7 @@ from repeatlab.train.plan import BatchPlan, divisors_up_to
 _GIB = 2**30
 
 
-class BatchTooLargeError(ValueError):
+class BatchTooLargeError(RepeatlabError):
     """The micro-batch does not fit in memory; the message names the largest that does."""
 
 

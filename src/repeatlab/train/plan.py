@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.train.config import TrainConfig
 
 
@@ -50,13 +51,13 @@ def plan_batches(config: TrainConfig, *, context: int, world_size: int, n_sequen
     """Check that the token counts divide evenly and derive the per-process split."""
     if config.batch_tokens % context:
         lower = max(config.batch_tokens // context, 1) * context
-        raise ValueError(
+        raise RepeatlabError(
             f"train.batch_tokens={config.batch_tokens} is not a multiple of the dataset's context {context}; "
             f"use e.g. {lower}"
         )
     batch_sequences = config.batch_tokens // context
     if batch_sequences % world_size:
-        raise ValueError(
+        raise RepeatlabError(
             f"train.batch_tokens={config.batch_tokens} is {batch_sequences} sequences, which {world_size} processes "
             f"cannot share evenly; use a multiple of {world_size * context} tokens"
         )
@@ -64,19 +65,19 @@ def plan_batches(config: TrainConfig, *, context: int, world_size: int, n_sequen
     micro = rank_sequences
     if config.micro_batch_tokens is not None:
         if config.micro_batch_tokens % context:
-            raise ValueError(
+            raise RepeatlabError(
                 f"train.micro_batch_tokens={config.micro_batch_tokens} is not a multiple of the context {context}"
             )
         micro = config.micro_batch_tokens // context
         if rank_sequences % micro:
-            raise ValueError(
+            raise RepeatlabError(
                 f"train.micro_batch_tokens={config.micro_batch_tokens} ({micro} sequences) does not divide the "
                 f"{rank_sequences} sequences each of {world_size} process(es) trains on per step; "
                 f"pick a divisor of {rank_sequences} sequences"
             )
     n_steps = n_sequences // batch_sequences
     if n_steps < 1:
-        raise ValueError(
+        raise RepeatlabError(
             f"the mixture has {n_sequences} sequences, fewer than one batch of {batch_sequences} "
             f"(train.batch_tokens={config.batch_tokens}); lower batch_tokens or build a longer mixture"
         )

@@ -31,6 +31,7 @@ from torch import Tensor
 from repeatlab.config import ConfigError, config_hash, from_dict, load_json, to_dict
 from repeatlab.data.mixture import Mixture, load_mixture
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared
+from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_dir, output_lock, read_json, read_jsonl, write_json
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
@@ -50,7 +51,7 @@ CHECKPOINT_DIR = "checkpoints"
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
-class RunDirError(ValueError):
+class RunDirError(RepeatlabError):
     """The run directory belongs to another config or is not a run directory."""
 
 
@@ -233,7 +234,7 @@ def _check_same_data_shape(source: Path, source_dataset: Path, dataset: Prepared
         return  # the source's data is gone (only the weights can be checked) or it is the same dataset
     ours, theirs = dataset.path / TOKENIZER_FILE, source_dataset / TOKENIZER_FILE
     if theirs.is_file() and ours.is_file() and theirs.read_bytes() != ours.read_bytes():
-        raise ValueError(
+        raise RepeatlabError(
             f"the dataset {dataset.path} uses another tokenizer than {source_dataset}, which the {role} run "
             f"{source} was trained on, so token ids would mean different things; prepare the fine-tuning corpus "
             f"with 'repeatlab data prepare SOURCE --tokenizer-from {source_dataset}' (PrepareConfig.tokenizer_from), "

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from repeatlab.errors import RepeatlabError
 from repeatlab.train.config import OptimConfig
 
 
@@ -20,7 +21,7 @@ def learning_rate(step: int, *, optim: OptimConfig, n_steps: int) -> float:
     a half cosine from ``lr`` down to ``min_lr_ratio * lr`` at the last update.
     """
     if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
+        raise RepeatlabError(f"step must be >= 0, got {step}")
     warmup = min(optim.warmup_steps, n_steps)
     if step < warmup:
         return optim.lr * (step + 1) / warmup

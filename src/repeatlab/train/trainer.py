@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from repeatlab.data.loader import MixtureLoader
 from repeatlab.data.mixture import Mixture
 from repeatlab.data.prepared import PreparedDataset
+from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT, ModelConfig
 from repeatlab.models.sizes import model_config
 from repeatlab.train.checkpoint import RNGState, Stateful
@@ -43,7 +44,7 @@ StepEvaluator = Callable[[GPT, int], dict[str, float]]
 Called in eval mode without gradients, with the interventions of that step in place."""
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(RepeatlabError):
     """The training loss became NaN or infinite; the message names the step."""
 
 
@@ -122,12 +123,12 @@ def _check_evaluators(config: RunConfig, evaluators: Mapping[str, StepEvaluator]
     wanted = set(config.train.probe_metrics)
     missing, extra = sorted(wanted - set(evaluators)), sorted(set(evaluators) - wanted)
     if missing:
-        raise ValueError(
+        raise RepeatlabError(
             f"train.probe_metrics lists {', '.join(missing)} but no evaluator computes it; train through "
             f"repeatlab.dynamics.train_with_probes (or 'repeatlab train'), which supplies the probe evaluators"
         )
     if extra:
-        raise ValueError(f"evaluators were given for {', '.join(extra)}, which train.probe_metrics does not list; "
+        raise RepeatlabError(f"evaluators were given for {', '.join(extra)}, which train.probe_metrics does not list; "
                          f"add them to the config so that the run's identity names what it logs")
 
 
@@ -275,7 +276,7 @@ class Trainer:
         if self.evaluators:
             clash = sorted(set(record) & set(scores))
             if clash:
-                raise ValueError(f"a step evaluator returned {clash[0]!r}, which the metrics record already holds")
+                raise RepeatlabError(f"a step evaluator returned {clash[0]!r}, which the metrics record already holds")
             record.update(scores)
             record["probe_time_s"] = round(p.probe_time_s, 3)
         p.loss_sum, p.loss_steps, p.tokens_at_eval, p.train_time_at_eval = 0.0, 0, p.tokens_seen, p.train_time_s
