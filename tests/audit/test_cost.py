@@ -78,6 +78,7 @@ def test_region_json_and_validation(tmp_path: Path) -> None:
         ({"left": None, "right": {"k": 1e7, "alpha": -0.5}}, "no left edge"),
         ({"left": {"k": -1.0, "alpha": -0.5}, "right": {"k": 1e7, "alpha": -0.5}}, "k must be positive"),
         ({"left": {"k": 1e6}, "right": {"k": 1e7, "alpha": -0.5}}, '"left" must be'),
+        ({"left": {"k": "big", "alpha": -0.5}, "right": {"k": 1e7, "alpha": -0.5}}, "needs numbers"),
     ]:
         path.write_text(json.dumps(data))
         with pytest.raises(ValueError, match=message):

@@ -80,6 +80,8 @@ class PoorRegion(JsonResult):
                                  f"{edge} edge); the sweep needs more sizes or a wider range of repeated epochs")
             if not isinstance(law, dict) or set(law) != {"k", "alpha"}:
                 raise RepeatlabError(f'{path}: "{edge}" must be {{"k": .., "alpha": ..}}, got {law!r}')
+            if not all(isinstance(law[key], int | float) and not isinstance(law[key], bool) for key in ("k", "alpha")):
+                raise RepeatlabError(f'{path}: "{edge}" needs numbers for k and alpha, got {law!r}')
             edges[edge] = BoundaryLaw(k=float(law["k"]), alpha=float(law["alpha"]))
         return cls(**edges, source=str(data.get("source", f"fitted ({path})")))
 
