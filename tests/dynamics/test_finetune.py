@@ -15,7 +15,7 @@ from repeatlab.dynamics import FINETUNE_FILE, FinetuneStage, compare_finetune, f
 from repeatlab.io import write_json
 from repeatlab.laws import PowerLaw, control_curve
 from repeatlab.models.weights import CheckpointMismatchError
-from repeatlab.report import dynamics as report_dynamics
+from repeatlab.report.sections import dynamics as report_dynamics
 from repeatlab.train import RunConfig, train
 
 from .conftest import CONTEXT, WORDS, tiny_config

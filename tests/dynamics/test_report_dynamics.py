@@ -12,7 +12,7 @@ import pytest
 from repeatlab.io import write_json
 from repeatlab.report import build_report, load_sweep, render_html
 from repeatlab.report.analysis import Analysis
-from repeatlab.report.dynamics import DYNAMICS_SECTIONS, ood_table, phase_change, probe_curves_section
+from repeatlab.report.sections.dynamics import DYNAMICS_SECTIONS, ood_table, phase_change, probe_curves_section
 
 TOKENS = [0, 1_000, 3_000, 10_000, 30_000, 100_000]
 

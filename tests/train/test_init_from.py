@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from repeatlab.data.mixture import load_mixture
 from repeatlab.data.prepared import load_prepared
 from repeatlab.models.weights import CheckpointMismatchError
-from repeatlab.train import RunDirError, init_weights, train
+from repeatlab.train import RunDirError, init_from_weights, train
 from repeatlab.train.distributed import world
 from repeatlab.train.run import check_run_dir
 from repeatlab.train.trainer import Trainer
@@ -40,7 +40,7 @@ def test_weights_are_loaded_bitwise_and_the_optimizer_is_fresh(data_dir: Path, s
     config = finetune(data_dir, source).resolved()
     dataset, mixture = load_prepared(config.dataset), load_mixture(config.mixture)
     with world(config.train) as w:
-        trainer = Trainer(config, w, dataset=dataset, mixture=mixture, init_state=init_weights(config, dataset))
+        trainer = Trainer(config, w, dataset=dataset, mixture=mixture, init_state=init_from_weights(config, dataset))
     stored = load_file(str(source / "model.safetensors"))
     state = trainer.model.state_dict()
     assert stored.keys() <= state.keys()
@@ -91,7 +91,7 @@ def test_another_tokenizer_or_a_missing_source_is_refused(data_dir: Path, source
     (other / "tokenizer.json").write_text(json.dumps(tokenizer, indent=1))  # same vocabulary, other file
     config = replace(finetune(data_dir, source), dataset=str(other))
     with pytest.raises(ValueError, match="uses another tokenizer"):
-        init_weights(config.resolved(), load_prepared(other))
+        init_from_weights(config.resolved(), load_prepared(other))
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         train(replace(finetune(data_dir, source), init_from=str(tmp_path / "nowhere")), tmp_path / "run")
 

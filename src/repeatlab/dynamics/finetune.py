@@ -5,8 +5,8 @@ same budget trained from scratch, a loss worth a 1.6x effective-parameter factor
 takes every pre-trained run, fine-tunes it (``init_from``, a fresh optimizer, ``lr_scale`` times its peak
 learning rate and a shorter warm-up) on one shared fine-tuning mixture, and trains each model size on the
 same mixture from scratch. ``compare_finetune`` inverts the from-scratch runs' curve L(N)
-(``repeatlab.laws.effective.control_curve``, the rule every effective size follows) at the fine-tuned run's loss: N_eff, the size a from-scratch model needs to match it,
-and ``multiplier = N_eff(fine-tuned) / N_eff(from scratch, same size)``: above 1 pre-training transferred,
+(``repeatlab.laws.effective.control_curve``, the rule every effective size follows) at the fine-tuned run's
+loss: N_eff, the size a from-scratch model needs to match it, and ``multiplier = N_eff(fine-tuned) / N_eff(from scratch, same size)``: above 1 pre-training transferred,
 below 1 it ossified the model.
 
 Layout of a stage directory (``run_finetune_stage``)::
@@ -14,7 +14,7 @@ Layout of a stage directory (``run_finetune_stage``)::
     mixture/                       the fine-tuning mixture (a control mixture of ``total_tokens``)
     runs/ft-<pretrained run>/      each fine-tuned run
     runs/scratch-<size>-seed<s>/   each size trained on the same mixture from scratch
-    finetune.json                  the comparison rows (read by ``repeatlab.report.dynamics``)
+    finetune.json                  the comparison rows (read by ``repeatlab.report.sections.dynamics``)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from repeatlab.train.config import RunConfig
 from repeatlab.train.run import CONFIG_FILE, SUMMARY_FILE, ProgressFn
 
 FINETUNE_FILE = "finetune.json"
-"""The comparison rows of a stage directory; ``repeatlab.report.dynamics`` reads it by this name."""
+"""The comparison rows of a stage directory; ``repeatlab.report.sections.dynamics`` reads it by this name."""
 
 
 @dataclass(kw_only=True, frozen=True)

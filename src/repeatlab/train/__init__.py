@@ -7,8 +7,8 @@ evaluators whose scores join each metrics record (``train.probe_metrics``, suppl
 
 from repeatlab.train.config import PROBE_METRICS, InterventionConfig, OptimConfig, RunConfig, TrainConfig
 from repeatlab.data.corpus import PYTHON_STDLIB
-from repeatlab.train.run import LoadedRun, RunDirError, init_weights, load_run, train
+from repeatlab.train.run import LoadedRun, RunDirError, init_from_weights, load_run, train
 from repeatlab.train.trainer import StepEvaluator, TrainingDiverged
 
 __all__ = ["PROBE_METRICS", "PYTHON_STDLIB", "InterventionConfig", "LoadedRun", "OptimConfig", "RunConfig",
-           "RunDirError", "StepEvaluator", "TrainConfig", "TrainingDiverged", "init_weights", "load_run", "train"]
+           "RunDirError", "StepEvaluator", "TrainConfig", "TrainingDiverged", "init_from_weights", "load_run", "train"]

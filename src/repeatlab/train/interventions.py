@@ -2,8 +2,9 @@
 
 Singh et al. (2024) clamp parts of a network throughout training to find which sub-circuits an induction head
 needs in order to form (mode ``reference`` clamps an activation to what a trained run's model computes for the
-same input); the same hooks test whether repeated data's damage runs through given heads. An intervention is plain data (``InterventionConfig``: hook, heads, mode, step range), so whether it applies
-is a pure function of the step and a resumed run applies exactly the same ones.
+same input); the same hooks test whether repeated data's damage runs through given heads. An intervention is
+plain data (``InterventionConfig``: hook, heads, mode, step range, reference run), so whether it applies is a
+pure function of the step and a resumed run applies exactly the same ones.
 
 Per-head hook points carry a head axis: ``blocks.{i}.attn.{q,k,v,z}`` are ``[B, T, H, Dh]`` and
 ``blocks.{i}.attn.pattern`` is ``[B, H, Tq, Tk]``; every other hook point is ``[B, T, D]`` and is

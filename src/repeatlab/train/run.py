@@ -13,7 +13,7 @@ Run directory layout::
 ``train`` is idempotent: the same call on a finished run returns its summary, and on an interrupted
 one (even SIGKILLed) resumes from the last checkpoint and ends with the same weights, bit for bit on CPU.
 A run with ``init_from`` starts from another run's weights (fine-tuning) with a fresh optimizer and its own
-schedule; ``init_weights`` checks that the two runs share model shape, context and tokenizer.
+schedule; ``init_from_weights`` checks that the two runs share model shape, context and tokenizer.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _train_locked(
     with world(config.train) as w:
         report = progress if progress is not None and w.is_main else (lambda _event: None)
         # Every input is checked before anything is written.
-        trainer = Trainer(config, w, dataset=dataset, mixture=mixture, init_state=init_weights(config, dataset),
+        trainer = Trainer(config, w, dataset=dataset, mixture=mixture, init_state=init_from_weights(config, dataset),
                           extra_evals={name: eval_rows(t, dataset.context) for name, t in extra_tokens.items()},
                           evaluators=evaluators, references=reference_models(config, dataset, w.device))
         n_steps = trainer.plan.n_steps
@@ -173,7 +173,7 @@ def _with_defaults(stored: Any) -> Any:
         return stored
 
 
-def init_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, Tensor] | None:
+def init_from_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, Tensor] | None:
     """The weights ``config.init_from`` names (``None`` without it), checked against this run's model and data.
 
     The source must be a run directory whose checkpoint ``config.init_checkpoint`` holds a model of this run's

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from repeatlab.report.analysis import Analysis
-from repeatlab.report.dynamics import DYNAMICS_SECTIONS, probe_curves_section
 from repeatlab.report.model import Section
 from repeatlab.report.sections.corpus import samples_section
 from repeatlab.report.sections.curves import curves_section
 from repeatlab.report.sections.damage import damage_section
 from repeatlab.report.sections.degradation import degradation_section, heatmap_section
+from repeatlab.report.sections.dynamics import DYNAMICS_SECTIONS, probe_curves_section
 from repeatlab.report.sections.findings import findings_section
 from repeatlab.report.sections.heads import heads_section
 from repeatlab.report.sections.overview import overview_section

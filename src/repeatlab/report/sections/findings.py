@@ -14,7 +14,7 @@ import numpy as np
 
 from repeatlab.laws.region import HERNANDEZ_2022
 from repeatlab.report.analysis import MIN_COPYING_GAIN, Analysis, first_below
-from repeatlab.report.dynamics import ICL_ACCURACY
+from repeatlab.report.sections.dynamics import ICL_ACCURACY
 from repeatlab.laws.effective import ControlCurve, outside_controls
 from repeatlab.report.model import Section, format_count, format_epochs, format_fraction, format_multiplier, join_names
 from repeatlab.report.sections.curves import chosen_runs
