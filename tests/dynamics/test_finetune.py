@@ -15,7 +15,6 @@ from repeatlab.dynamics import FINETUNE_FILE, FinetuneStage, compare_finetune, f
 from repeatlab.io import write_json
 from repeatlab.laws import PowerLaw, control_curve
 from repeatlab.models.weights import CheckpointMismatchError
-from repeatlab.report.sections import dynamics as report_dynamics
 from repeatlab.train import RunConfig, train
 
 from .conftest import CONTEXT, WORDS, tiny_config
@@ -84,10 +83,6 @@ def test_stage_fine_tunes_trains_from_scratch_and_writes_the_comparison(text_dat
     again = run_finetune_stage(runs, stage, out)
     assert all(r.multiplier is None for r in again)
     assert "no from-scratch curve: needs control runs of at least 2 model sizes" in json.loads((out / FINETUNE_FILE).read_text())["note"]
-
-
-def test_report_reads_the_stage_file_by_the_same_name() -> None:
-    assert report_dynamics.FINETUNE_FILE == FINETUNE_FILE
 
 
 OTHER_WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do",

@@ -107,7 +107,7 @@ def test_a_failed_run_is_recorded_and_retried_only_when_asked(corpus: Path, tmp_
     outcome = execute_run(tmp_path, run_id)
     assert outcome.status == "failed" and "batch_tokens" in (outcome.error or "")
     error = read_json(run_dir / ERROR_FILE)
-    assert error["type"] == "ValueError" and error["stage"] == "train" and "Traceback" in error["traceback"]
+    assert error["type"] == "RepeatlabError" and error["stage"] == "train" and "Traceback" in error["traceback"]
     assert run_status(run_dir, read_spec(run_dir)) == "failed"
     again = plan_sweep(grid, tmp_path)
     assert run_id in again.failed and run_id not in again.todo

@@ -13,6 +13,7 @@ from repeatlab.cli.errors import user_errors
 from repeatlab.config import override
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_file, write_json
+from repeatlab.layout import PROBES_FILE
 from repeatlab.probes import PROBE_NAMES, ProbeConfig, ProbeResults, run_probes
 from repeatlab.train.run import load_run
 
@@ -44,8 +45,8 @@ def probe(
     updates.update(parse_sets(set_ or []))
     if updates:
         config = override(config, updates)
-    target = out or Path(run_dir) / "probes.json"
-    check_output_file(target, example="probes.json")  # before the probes run
+    target = out or Path(run_dir) / PROBES_FILE
+    check_output_file(target, example=PROBES_FILE)  # before the probes run
     run = load_run(run_dir, device=_device(device), checkpoint=checkpoint)
     results = run_probes(run.model, run.dataset, run.mixture, config)
     record = results.to_dict() | {"run_dir": str(Path(run_dir).resolve()), "checkpoint": checkpoint}

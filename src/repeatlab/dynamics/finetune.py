@@ -32,10 +32,10 @@ from repeatlab.data.mixture import MANIFEST_FILE, MixtureSpec, make_mixture
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_json, write_json
 from repeatlab.laws import ControlCurve, FitError, control_curve
+from repeatlab.layout import CONFIG_FILE, FINETUNE_FILE, SUMMARY_FILE
 from repeatlab.train.config import RunConfig
-from repeatlab.train.run import CONFIG_FILE, SUMMARY_FILE, ProgressFn
+from repeatlab.train.run import ProgressFn
 
-FINETUNE_FILE = "finetune.json"
 """The comparison rows of a stage directory; ``repeatlab.report.sections.dynamics`` reads it by this name."""
 
 

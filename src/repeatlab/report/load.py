@@ -20,11 +20,19 @@ import numpy as np
 import pandas as pd
 
 from repeatlab.io import read_json, read_jsonl
+from repeatlab.layout import (
+    CONFIG_FILE,
+    ERROR_FILE,
+    GRID_FILE,
+    METRICS_FILE,
+    PROBES_FILE,
+    RESULTS_FILE,
+    RUNS_DIR,
+    SPEC_FILE,
+    SUMMARY_FILE,
+)
 
-RESULTS_FILE = "results.parquet"
-GRID_FILE = "grid.toml"
-RUNS_DIR = "runs"
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
 
 NUMERIC_COLUMNS = (
     "n_layer", "d_model", "params", "params_total", "repeated_fraction", "repeated_fraction_achieved",
@@ -161,12 +169,12 @@ def load_run_record(path: Path, problems: list[str]) -> RunRecord:
             return None
         return data if isinstance(data, dict) else None
 
-    metrics = pd.DataFrame(read_jsonl(path / "metrics.jsonl"))
+    metrics = pd.DataFrame(read_jsonl(path / METRICS_FILE))
     for column in metrics.columns:
         metrics[column] = pd.to_numeric(metrics[column], errors="coerce")
     return RunRecord(
-        run_id=path.name, path=path, config=json_file("config.json"), summary=json_file("summary.json"),
-        sweep_run=json_file("sweep_run.json"), probes=json_file("probes.json"), error=json_file("error.json"),
+        run_id=path.name, path=path, config=json_file(CONFIG_FILE), summary=json_file(SUMMARY_FILE),
+        sweep_run=json_file(SPEC_FILE), probes=json_file(PROBES_FILE), error=json_file(ERROR_FILE),
         metrics=metrics,
     )
 

@@ -38,19 +38,22 @@ from typing import Any, Literal
 from repeatlab.config import config_hash, from_dict, to_dict
 from repeatlab.data.mixture import MixtureSpec
 from repeatlab.io import append_jsonl, atomic_write_text, is_locked, lock_file_of, read_json
+from repeatlab.layout import (
+    ATTEMPTS_FILE,
+    ERROR_FILE,
+    GRID_FILE,
+    HEARTBEAT_FILE,
+    PROBES_FILE,
+    RESULTS_FILE,
+    RUNS_DIR,
+    SPEC_FILE,
+    SUMMARY_FILE,
+)
 from repeatlab.sweeps.grid import RunSpec
-from repeatlab.train.run import SUMMARY_FILE
 
 RunStatus = Literal["done", "running", "failed", "pending"]
 STATUSES: tuple[RunStatus, ...] = ("done", "running", "failed", "pending")
 
-GRID_FILE = "grid.toml"
-RESULTS_FILE = "results.parquet"
-SPEC_FILE = "sweep_run.json"
-PROBES_FILE = "probes.json"
-ERROR_FILE = "error.json"
-ATTEMPTS_FILE = "attempts.jsonl"
-HEARTBEAT_FILE = ".heartbeat"
 HEARTBEAT_EVERY_S = 10.0
 HEARTBEAT_STALE_S = 60.0
 """A run whose heartbeat is younger than this counts as running even where its lock cannot be seen
@@ -73,7 +76,7 @@ class SweepDir:
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        return self.root / RUNS_DIR
 
     @property
     def results_file(self) -> Path:

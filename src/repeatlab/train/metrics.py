@@ -22,9 +22,9 @@ from repeatlab.data.loader import Batch, repeated_subset_batches, rows_to_batch,
 from repeatlab.data.mixture import Mixture
 from repeatlab.data.prepared import PreparedDataset
 from repeatlab.io import append_jsonl, read_jsonl, rewrite_jsonl
+from repeatlab.layout import METRICS_FILE
 from repeatlab.train.distributed import World
 
-METRICS_FILE = "metrics.jsonl"
 
 
 class Evaluator:

@@ -33,6 +33,7 @@ from repeatlab.data.mixture import Mixture, load_mixture
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_dir, output_lock, read_json, read_jsonl, write_json
+from repeatlab.layout import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
 from repeatlab.models.weights import CheckpointMismatchError, load_model, save_model
@@ -40,13 +41,9 @@ from repeatlab.train.checkpoint import Checkpointer, step_dir_name
 from repeatlab.train.config import RunConfig
 from repeatlab.train.distributed import launch_rank, world
 from repeatlab.train.extra_evals import eval_rows, load_extra_evals, save_extra_evals
-from repeatlab.train.metrics import METRICS_FILE, MetricsLog
+from repeatlab.train.metrics import MetricsLog
 from repeatlab.train.trainer import StepEvaluator, Trainer
 
-CONFIG_FILE = "config.json"
-SUMMARY_FILE = "summary.json"
-MODEL_FILE = "model.safetensors"
-CHECKPOINT_DIR = "checkpoints"
 
 ProgressFn = Callable[[dict[str, Any]], None]
 

@@ -27,6 +27,7 @@ import pandas as pd
 from matplotlib import colormaps
 
 from repeatlab.io import read_json
+from repeatlab.layout import FINETUNE_FILE
 from repeatlab.report.analysis import Analysis
 from repeatlab.report.load import RunRecord
 from repeatlab.report.model import Section, Table, format_count, format_epochs, format_fraction, format_multiplier
@@ -39,8 +40,6 @@ CURVE_METRICS = (ICL_ACCURACY, "induction.max", "prefix_matching.max", "previous
 accuracy exists only on the in-context classification task, where it is the measure of in-context learning)."""
 MIN_RISE = 0.1
 """A curve whose largest value exceeds its first by less than this shows no phase change."""
-FINETUNE_FILE = "finetune.json"
-"""Written by ``repeatlab.dynamics.run_finetune_stage`` (its ``FINETUNE_FILE``) into a stage directory."""
 MAX_CURVE_SIZES = 4
 _NON_EVAL_LOSSES = ("train_loss", "test_loss", "repeated_loss")
 
