@@ -232,9 +232,17 @@ def file_lock(path: str | Path, *, wait: bool = True, poll_s: float = 0.5) -> It
     The holder writes its PID into the file (``lock_holder`` reads it) and deletes the file when the block
     ends. With ``wait=False`` the block runs at once with ``False`` when another process holds it.
     """
+    with _locked(path, wait=wait, poll_s=poll_s) as (acquired, _holder):
+        yield acquired
+
+
+@contextlib.contextmanager
+def _locked(path: str | Path, *, wait: bool, poll_s: float = 0.5) -> Iterator[tuple[bool, int | None]]:
+    """``file_lock``'s work; yields ``(acquired, holder PID)``, the PID read (when refused) through the
+    refused process's own descriptor, so a holder that finishes and deletes the file meanwhile is still named."""
     path = Path(os.path.realpath(path))
     if str(path) in _held:
-        yield True
+        yield True, os.getpid()
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -251,13 +259,24 @@ def file_lock(path: str | Path, *, wait: bool = True, poll_s: float = 0.5) -> It
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
             _held.add(str(path))
-        yield acquired
+        yield acquired, os.getpid() if acquired else _holder_of(fd)
     finally:
         if acquired:
             _held.discard(str(path))
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # while still locked: a waiter that opened it re-checks with _same_file
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _holder_of(fd: int, *, timeout_s: float = 2.0) -> int | None:
+    """The PID the holder writes into the lock file right after taking it, read through ``fd``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            return int(os.pread(fd, 32, 0).decode().strip())
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
 
 
 def is_locked(path: str | Path) -> bool:
@@ -286,21 +305,12 @@ def output_lock(output: str | Path, *, wait: bool = False) -> Iterator[None]:
     Raises ``OutputInUseError`` naming the holder's PID when another process writes it (``wait=False``),
     or waits for it to finish (``wait=True``).
     """
-    lock = lock_file_of(output)
-    with file_lock(lock, wait=wait) as acquired:
+    with _locked(lock_file_of(output), wait=wait) as (acquired, holder):
         if not acquired:
-            raise OutputInUseError(f"{output} is in use by {_holder_text(lock)}; wait for it to finish, or stop it "
-                                   f"and run the command again")
+            who = f"PID {holder}" if holder is not None else "another process"
+            raise OutputInUseError(f"{output} is in use by {who}; wait for it to finish, or stop it and run the "
+                                   f"command again")
         yield
-
-
-def _holder_text(lock: Path) -> str:
-    for _ in range(20):  # the holder writes its PID right after taking the lock
-        pid = lock_holder(lock)
-        if pid is not None:
-            return f"PID {pid}"
-        time.sleep(0.05)
-    return "another process"
 
 
 # ----------------------------------------------------------------------------- output checks
