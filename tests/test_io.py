@@ -4,8 +4,6 @@ with its holder, and handed on correctly when the holder deletes the file a wait
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,28 +12,11 @@ import pytest
 
 from repeatlab.io import OutputInUseError, file_lock, is_locked, lock_file_of, lock_holder, output_lock
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-_HOLD = """
-import sys, time
-from pathlib import Path
-from repeatlab.io import output_lock
-with output_lock(sys.argv[1]):
-    print("held", flush=True)
-    while not Path(sys.argv[2]).exists():
-        time.sleep(0.01)
-"""
+from .conftest import HoldLock
 
 
-def hold_in_another_process(output: Path, release: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(output), str(release)], env=env,
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    return holder
-
-
-def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
+def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path,
+                                                         hold_in_another_process: HoldLock) -> None:
     output, release = tmp_path / "out", tmp_path / "release"
     holder = hold_in_another_process(output, release)
     try:
@@ -51,7 +32,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path) -> None
         assert lock_holder(lock_file_of(output)) == os.getpid()
 
 
-def test_a_waiter_gets_the_lock_its_holder_deleted(tmp_path: Path) -> None:
+def test_a_waiter_gets_the_lock_its_holder_deleted(tmp_path: Path, hold_in_another_process: HoldLock) -> None:
     output, release = tmp_path / "out", tmp_path / "release"
     holder = hold_in_another_process(output, release)
     lock = lock_file_of(output)
@@ -80,7 +61,7 @@ def test_the_lock_is_reentered_in_its_own_process_and_released_by_the_outer_bloc
     assert not is_locked(lock_file_of(output)) and not lock_file_of(output).exists()
 
 
-def test_a_killed_holder_leaves_a_lock_anyone_can_take(tmp_path: Path) -> None:
+def test_a_killed_holder_leaves_a_lock_anyone_can_take(tmp_path: Path, hold_in_another_process: HoldLock) -> None:
     output = tmp_path / "out"
     holder = hold_in_another_process(output, tmp_path / "never")
     holder.kill()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import Popen
 
 import numpy as np
 import pytest
@@ -172,3 +174,24 @@ def test_a_finished_run_on_read_only_storage_still_reports(data: Path, finished_
     assert result.returncode == 0, result.stderr
     assert "done: 60 steps" in result.stdout
     assert snapshot(archive) == before
+
+
+def test_probe_into_a_run_another_process_writes_is_refused(
+    finished_run: Path, tmp_path: Path, hold_in_another_process: Callable[[Path, Path], Popen[str]]
+) -> None:
+    """``repeatlab probe RUNDIR`` writes RUNDIR/probes.json, so it needs the run's lock, as a sweep worker
+    probing the run holds it; nothing is written while it is held."""
+    release = tmp_path / "release"
+    holder = hold_in_another_process(finished_run, release)
+    try:
+        result = cli("probe", str(finished_run), "--probes", "ov_copying")
+        assert result.exit_code == 2
+        assert error_lines(result) == [f"error: {finished_run} is in use by PID {holder.pid}; wait for it to "
+                                       f"finish, or stop it and run the command again"]
+        assert not (finished_run / "probes.json").exists()
+    finally:
+        release.touch()
+        holder.wait(timeout=30)
+    done = cli("probe", str(finished_run), "--probes", "ov_copying")
+    assert done.exit_code == 0, done.output
+    assert (finished_run / "probes.json").is_file()

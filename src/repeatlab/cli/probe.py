@@ -12,7 +12,7 @@ from repeatlab.cli.common import console, parse_sets, print_rows
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import override
 from repeatlab.errors import RepeatlabError
-from repeatlab.io import check_output_file, write_json
+from repeatlab.io import check_output_file, output_lock, write_json
 from repeatlab.layout import PROBES_FILE
 from repeatlab.probes import PROBE_NAMES, ProbeConfig, ProbeResults, run_probes
 from repeatlab.train.run import load_run
@@ -47,10 +47,12 @@ def probe(
         config = override(config, updates)
     target = out or Path(run_dir) / PROBES_FILE
     check_output_file(target, example=PROBES_FILE)  # before the probes run
-    run = load_run(run_dir, device=_device(device), checkpoint=checkpoint)
-    results = run_probes(run.model, run.dataset, run.mixture, config)
-    record = results.to_dict() | {"run_dir": str(Path(run_dir).resolve()), "checkpoint": checkpoint}
-    write_json(target, record)
+    # Writing into the run directory needs the run's one-writer lock (a sweep worker may be probing it).
+    with output_lock(run_dir if out is None else target):
+        run = load_run(run_dir, device=_device(device), checkpoint=checkpoint)
+        results = run_probes(run.model, run.dataset, run.mixture, config)
+        record = results.to_dict() | {"run_dir": str(Path(run_dir).resolve()), "checkpoint": checkpoint}
+        write_json(target, record)
     _print_summary(results)
     console.print(f"wrote {target}", soft_wrap=True)
 
