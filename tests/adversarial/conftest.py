@@ -19,6 +19,9 @@ from typer.testing import CliRunner, Result
 from repeatlab.cli.__main__ import app
 from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import PrepareConfig, prepare_dataset
+from repeatlab.probes.config import ProbeConfig
+from repeatlab.sweeps.grid import GridConfig, grid_to_toml
+from repeatlab.train.config import TrainConfig
 
 CONTEXT = 16
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -168,3 +171,16 @@ def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
     written (a directory's own time is left out: checking that it accepts files creates and deletes one)."""
     return {str(p.relative_to(root)): None if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(root.rglob("*"))}
+
+
+def tiny_grid_file(data: Path, folder: Path, probes: ProbeConfig | None = None) -> Path:
+    """``folder/grid.toml``: one tiny-1l size at f = 0.5, E = 4 over the ``data`` corpus (64 sequences)."""
+    grid = GridConfig(name="tiny", sizes=("tiny-1l",), total_tokens=64 * CONTEXT, repeated_fractions=(0.5,),
+                      repeated_epochs=(4,), probes=probes,
+                      data=PrepareConfig(source=str(data / "corpus"), tokenizer="byte", context=CONTEXT,
+                                         test_fraction=0.1),
+                      train=TrainConfig(batch_tokens=8 * CONTEXT, n_log_evals=2, eval_test_sequences=8,
+                                        eval_repeated_sequences=8, device="cpu"))
+    path = folder / "grid.toml"
+    path.write_text(grid_to_toml(grid), encoding="utf-8")
+    return path

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from repeatlab.sweeps.grid import GridConfig, grid_to_toml
-from repeatlab.data.prepare import PrepareConfig
 from repeatlab.probes.config import ProbeConfig
-from repeatlab.train.config import TrainConfig
 
-from .conftest import CONTEXT, cli, error_lines, snapshot, train_args
+from .conftest import CONTEXT, cli, error_lines, snapshot, tiny_grid_file, train_args
 
 BAD_NUMBERS = ("0", "-1", "nan", "inf", "-inf", "1e30")
 
@@ -97,20 +94,8 @@ def test_repeated_epochs_without_a_repeated_fraction_is_refused(data: Path, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
-def grid_file(data: Path, folder: Path, probes: ProbeConfig | None = None) -> Path:
-    grid = GridConfig(name="tiny", sizes=("tiny-1l",), total_tokens=64 * CONTEXT, repeated_fractions=(0.5,),
-                      repeated_epochs=(4,), probes=probes,
-                      data=PrepareConfig(source=str(data / "corpus"), tokenizer="byte", context=CONTEXT,
-                                         test_fraction=0.1),
-                      train=TrainConfig(batch_tokens=8 * CONTEXT, n_log_evals=2, eval_test_sequences=8,
-                                        eval_repeated_sequences=8, device="cpu"))
-    path = folder / "grid.toml"
-    path.write_text(grid_to_toml(grid), encoding="utf-8")
-    return path
-
-
 def test_a_sweep_into_a_directory_of_other_files_is_refused(data: Path, tmp_path: Path) -> None:
-    grid = grid_file(data, tmp_path)
+    grid = tiny_grid_file(data, tmp_path)
     users = tmp_path / "mine"
     users.mkdir()
     (users / "thesis.tex").write_text("\\begin{document}", encoding="utf-8")
@@ -126,8 +111,8 @@ def test_probes_longer_than_the_context_are_refused_when_the_grid_loads(data: Pa
     # induction_tokens = 50 (the default) needs 101-token sequences; the data's context is 16.
     probes = ProbeConfig(probes=("induction",), n_random_sequences=2)
     with pytest.raises(ValueError, match="grid.probes: the induction probe needs sequences of 101 tokens"):
-        grid_file(data, tmp_path, probes)
-    text = grid_file(data, tmp_path).read_text(encoding="utf-8") + '\n[probes]\nprobes = ["memorisation"]\n'
+        tiny_grid_file(data, tmp_path, probes)
+    text = tiny_grid_file(data, tmp_path).read_text(encoding="utf-8") + '\n[probes]\nprobes = ["memorisation"]\n'
     (tmp_path / "grid.toml").write_text(text, encoding="utf-8")
     before = snapshot(tmp_path)
     for command in (["sweep", "plan", str(tmp_path / "grid.toml")],

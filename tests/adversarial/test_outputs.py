@@ -15,12 +15,9 @@ import pytest
 import typer
 
 from repeatlab.cli.errors import user_errors
-from repeatlab.data.prepare import PrepareConfig
 from repeatlab.laws.results import FitError
-from repeatlab.sweeps.grid import GridConfig, grid_to_toml
-from repeatlab.train.config import TrainConfig
 
-from .conftest import CONTEXT, ReadOnly, cli, error_lines, snapshot, train_args
+from .conftest import CONTEXT, ReadOnly, cli, error_lines, snapshot, tiny_grid_file, train_args
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +26,6 @@ def finished_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = cli(*train_args(data, run_dir))
     assert result.exit_code == 0, result.output
     return run_dir
-
-
-def tiny_grid_file(data: Path, folder: Path) -> Path:
-    grid = GridConfig(name="tiny", sizes=("tiny-1l",), total_tokens=64 * CONTEXT, repeated_fractions=(0.5,),
-                      repeated_epochs=(4,),
-                      data=PrepareConfig(source=str(data / "corpus"), tokenizer="byte", context=CONTEXT,
-                                         test_fraction=0.1),
-                      train=TrainConfig(batch_tokens=8 * CONTEXT, n_log_evals=2, eval_test_sequences=8,
-                                        eval_repeated_sequences=8, device="cpu"))
-    path = folder / "grid.toml"
-    path.write_text(grid_to_toml(grid), encoding="utf-8")
-    return path
 
 
 def commands(data: Path, out: Path, finished_run: Path, grid: Path) -> dict[str, list[str]]:

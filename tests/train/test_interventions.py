@@ -108,19 +108,24 @@ def test_a_zeroed_layer_gets_no_gradient(data_dir: Path, tmp_path: Path) -> None
     assert not torch.equal(trained["blocks.0.mlp.c_fc.weight"], fresh.blocks[0].mlp.c_fc.weight.detach())
 
 
-def test_resume_with_interventions_is_exact(data_dir: Path, tmp_path: Path) -> None:
-    items = (InterventionConfig(hook="blocks.0.attn.z", heads=(1,), start_step=3, stop_step=7),
-             InterventionConfig(hook="blocks.0.resid_mid", mode="mean", start_step=6, in_evals=False))
-    config = run_config(data_dir, interventions=items)
+def assert_resume_is_exact(config: RunConfig, tmp_path: Path) -> dict[str, Any]:
+    """Train ``config`` uninterrupted (``reference/``) and stopped at its fifth evaluation then resumed (``run/``);
+    assert bitwise-equal weights and the same test loss; return the uninterrupted run's summary."""
     reference = train(config, tmp_path / "reference")
-
-
     with pytest.raises(StopTraining):
         train(config, tmp_path / "run", progress=stop_at_eval(5))
     resumed = train(config, tmp_path / "run")
     ours, theirs = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("run", "reference"))
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     assert resumed["test_loss"] == reference["test_loss"]
+    return reference
+
+
+def test_resume_with_interventions_is_exact(data_dir: Path, tmp_path: Path) -> None:
+    items = (InterventionConfig(hook="blocks.0.attn.z", heads=(1,), start_step=3, stop_step=7),
+             InterventionConfig(hook="blocks.0.resid_mid", mode="mean", start_step=6, in_evals=False))
+    config = run_config(data_dir, interventions=items)
+    reference = assert_resume_is_exact(config, tmp_path)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["train"]["interventions"][0] == {"hook": "blocks.0.attn.z", "heads": [1], "mode": "zero",
                                                    "value": 0.0, "reference": None, "start_step": 3, "stop_step": 7,
@@ -151,32 +156,21 @@ def test_reference_mode_puts_the_reference_models_activation_in_place() -> None:
         pass
 
 
-def with_interventions(config: RunConfig, *items: InterventionConfig) -> RunConfig:
-    return RunConfig(**{**config.__dict__, "train": type(config.train)(**{**config.train.__dict__,
-                                                                         "interventions": items})})
-
-
 def test_clamping_to_a_reference_run_trains_resumes_exactly_and_refuses_bad_references(
     data_dir: Path, tmp_path: Path
 ) -> None:
     train(run_config(data_dir, mixture="control"), tmp_path / "trained")
     item = InterventionConfig(hook="blocks.0.attn.pattern", mode="reference", reference=str(tmp_path / "trained"))
-    config = with_interventions(run_config(data_dir), item)
-    uninterrupted = train(config, tmp_path / "clamped")
-    with pytest.raises(StopTraining):
-        train(config, tmp_path / "run", progress=stop_at_eval(5))
-    resumed = train(config, tmp_path / "run")
-    ours, theirs = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("run", "clamped"))
-    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
-    assert resumed["test_loss"] == uninterrupted["test_loss"]
+    config = run_config(data_dir, interventions=(item,))
+    uninterrupted = assert_resume_is_exact(config, tmp_path)
     assert uninterrupted["test_loss"] != train(run_config(data_dir), tmp_path / "plain")["test_loss"]
 
     missing = InterventionConfig(hook="blocks.0.attn.z", mode="reference", reference=str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="reference .*nowhere is not a run directory"):
-        train(with_interventions(run_config(data_dir), missing), tmp_path / "bad")
+        train(run_config(data_dir, interventions=(missing,)), tmp_path / "bad")
     wider = RunConfig(**{**run_config(data_dir, mixture="control").__dict__, "model": "tiny-2l"})
     train(wider, tmp_path / "wider")
     other_shape = InterventionConfig(hook="blocks.0.attn.z", mode="reference", reference=str(tmp_path / "wider"))
     with pytest.raises(CheckpointMismatchError, match="another model shape"):
-        train(with_interventions(run_config(data_dir), other_shape), tmp_path / "bad")
+        train(run_config(data_dir, interventions=(other_shape,)), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
