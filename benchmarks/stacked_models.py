@@ -22,7 +22,7 @@ from torch import Tensor
 
 from repeatlab.models.gpt import GPT, ModelConfig
 from repeatlab.models.sizes import model_config
-from repeatlab.train.objective import NextTokenLoss
+from repeatlab.train.objective import TrainingLoss
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -34,7 +34,7 @@ def stacked_step(shape: ModelConfig, k: int, *, batch_sequences: int, device: to
     objectives = []
     for i in range(k):
         torch.manual_seed(seed + i)
-        objectives.append(NextTokenLoss(GPT(shape)).to(device))
+        objectives.append(TrainingLoss(GPT(shape)).to(device))
     params, buffers = torch.func.stack_module_state(objectives)  # each [k, ...], leaves that require grad
     template = copy.deepcopy(objectives[0]).to("meta")
     del objectives

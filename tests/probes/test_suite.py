@@ -153,7 +153,9 @@ def test_config_validation_names_the_field(fields: dict, name: str) -> None:
 
 
 def test_probe_names_are_complete() -> None:
-    assert PROBE_NAMES == ("induction", "prefix_matching", "ov_copying", "icl", "copying", "memorisation", "ablation")
+    assert PROBE_NAMES == ("induction", "prefix_matching", "ov_copying", "icl", "copying", "memorisation", "ablation",
+                           "regression")
+    assert ProbeConfig().probes == PROBE_NAMES[:-1]  # the default: every token probe
 
 
 def test_control_mixture_has_no_repeated_group(prepared: PreparedDataset) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from repeatlab.models.gpt import GPT, ModelConfig
-from repeatlab.train.objective import NextTokenLoss
+from repeatlab.train.objective import TrainingLoss
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "stacked_models.py"
 
@@ -38,7 +38,7 @@ def test_stacked_models_train_like_separate_runs(monkeypatch: pytest.MonkeyPatch
 
     for i in range(k):
         torch.manual_seed(i)
-        objective = NextTokenLoss(GPT(shape))
+        objective = TrainingLoss(GPT(shape))
         params = list(objective.parameters())
         optimizer = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
                                        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],

@@ -22,8 +22,9 @@ from repeatlab.train.run import load_run
 def probe(
     run_dir: Annotated[Path, typer.Argument(help="Run directory written by 'repeatlab train'")],
     out: Annotated[Path | None, typer.Option(help="Output JSON (default: RUNDIR/probes.json)")] = None,
-    probes: Annotated[list[str] | None, typer.Option(help=f"Probes to run, comma-separated or repeated; default all: "
-                                                          f"{','.join(PROBE_NAMES)}")] = None,
+    probes: Annotated[list[str] | None, typer.Option(help=f"Probes to run, comma-separated or repeated, of "
+                                                          f"{','.join(PROBE_NAMES)}; default: every token probe, "
+                                                          f"or regression for a vector model")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice of the probes")] = 0,
     checkpoint: Annotated[str, typer.Option(help="final, latest, or a checkpoint name such as step_0000120")] = "final",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
@@ -35,7 +36,8 @@ def probe(
                                                                 "n_test_sequences=256 (repeatable)")] = None,
 ) -> None:
     """Measure induction, prefix-matching, previous/duplicate-token and OV-copying scores per head, the ICL
-    score, the copying eval, memorisation of the repeated subset and head ablation; write them as JSON."""
+    score, the copying eval, memorisation of the repeated subset and head ablation (for an in-context regression
+    model: its match with one step of gradient descent); write them as JSON."""
     config = ProbeConfig(seed=seed, batch_size=batch_size, ablation_mode=ablation_mode)  # type: ignore[arg-type]
     updates: dict[str, Any] = {}
     if probes:
@@ -99,4 +101,10 @@ def _print_summary(results: ProbeResults) -> None:
         heads = ",".join(f"{layer}.{head}" for layer, head in results.ablation.heads)
         delta = ", ".join(f"{name} {value:+.4f}" for name, value in results.ablation.delta.items())
         rows.append((f"ablate {heads} ({results.ablation.mode})", delta))
+    if results.regression is not None:
+        gd = results.regression
+        rows.append((f"loss vs {gd.n_steps} GD step(s)", f"{gd.model_loss:.4f} vs {gd.gd_loss:.4f} (ratio "
+                                                          f"{gd.loss_ratio:.3f}; predicting 0: {gd.zero_loss:.4f})"))
+        rows.append(("cosine with GD", f"predictions {gd.prediction_cosine:.4f}, sensitivities "
+                                       f"{gd.sensitivity_cosine:.4f}"))
     print_rows("probes", rows)

@@ -14,6 +14,7 @@ import torch
 
 from repeatlab.data.mixture import Mixture, check_fits
 from repeatlab.data.prepared import PreparedDataset
+from repeatlab.data.regression import vector_inputs, vector_targets
 from repeatlab.errors import RepeatlabError
 
 
@@ -22,9 +23,9 @@ class Batch:
     """Inputs and next-token targets of a batch, and which rows are repeated-subset sequences."""
 
     inputs: torch.Tensor
-    """[batch, context] int64 token ids."""
+    """[batch, context] int64 token ids (vector data: [batch, context, d_vector] float32)."""
     targets: torch.Tensor
-    """[batch, context] int64 next-token ids."""
+    """[batch, context] int64 next-token ids (vector data: float32 targets, NaN where none)."""
     sequence_ids: np.ndarray
     """[batch] ids into the training pool (or test split)."""
     is_repeat: torch.Tensor
@@ -32,14 +33,15 @@ class Batch:
 
 
 def rows_to_batch(rows: np.ndarray, sequence_ids: np.ndarray, is_repeat: np.ndarray) -> Batch:
-    """Turn ``[batch, context + 1]`` token rows into an input/target batch."""
-    tokens = torch.from_numpy(rows.astype(np.int64))
-    return Batch(
-        inputs=tokens[:, :-1],
-        targets=tokens[:, 1:],
-        sequence_ids=sequence_ids,
-        is_repeat=torch.from_numpy(is_repeat),
-    )
+    """Turn ``[batch, context + 1]`` token rows into an input/target batch; ``[batch, context, d_vector]`` float
+    rows of a vector dataset into its inputs and targets (``data.regression``)."""
+    if rows.ndim == 3:
+        vectors = torch.from_numpy(np.array(rows, dtype=np.float32))
+        inputs, targets = vector_inputs(vectors), vector_targets(vectors)
+    else:
+        tokens = torch.from_numpy(rows.astype(np.int64))
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    return Batch(inputs=inputs, targets=targets, sequence_ids=sequence_ids, is_repeat=torch.from_numpy(is_repeat))
 
 
 class MixtureLoader:

@@ -22,6 +22,8 @@ import numpy as np
 
 from repeatlab.config import added_later, to_dict
 from repeatlab.data.classification import TASK_KIND, ClassificationTask, write_classification_dataset
+from repeatlab.data.regression import TASK_KIND as REGRESSION_KIND
+from repeatlab.data.regression import RegressionTask, write_regression_dataset
 from repeatlab.data.corpus import load_corpus
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared, n_sequences_for
 from repeatlab.data.tokens import TextTokenizer, byte_tokenizer, token_dtype, train_bpe
@@ -37,7 +39,8 @@ class PrepareConfig:
 
     source: str = "builtin"
     """Corpus source (see ``repeatlab.data.corpus``), or ``classification`` for the synthetic in-context
-    classification task (``repeatlab.data.classification``; no corpus, no tokenizer training)."""
+    classification task (``repeatlab.data.classification``; no corpus, no tokenizer training), or ``regression``
+    for in-context linear regression (``repeatlab.data.regression``: vectors, no tokens)."""
     text_field: str = "text"
     """Field/column holding the text in JSONL, Parquet and hf: sources."""
     tokenizer: Literal["bpe", "byte"] = "bpe"
@@ -58,6 +61,10 @@ class PrepareConfig:
     """The task's parameters when ``source = "classification"`` (the defaults when omitted); ``context`` must
     then be the task's ``2 n_pairs + 1``."""
 
+    regression: RegressionTask | None = added_later(None)
+    """The task's parameters when ``source = "regression"`` (the defaults when omitted); ``context`` must then be
+    the task's ``n_pairs + 1``."""
+
     def __post_init__(self) -> None:
         if self.source == TASK_KIND:
             task = self.classification_task
@@ -67,6 +74,13 @@ class PrepareConfig:
         elif self.classification is not None:
             raise RepeatlabError(f"classification parameters were given but source is {self.source!r}; set "
                              f"source = {TASK_KIND!r} or remove them")
+        if self.source == REGRESSION_KIND:
+            if self.context != self.regression_task.context:
+                raise RepeatlabError(f"context must be {self.regression_task.context} for the in-context regression "
+                                     f"task (n_pairs + 1 vectors per sequence), got {self.context}")
+        elif self.regression is not None:
+            raise RepeatlabError(f"regression parameters were given but source is {self.source!r}; set "
+                                 f"source = {REGRESSION_KIND!r} or remove them")
         if self.tokenizer_from is not None and (not isinstance(self.tokenizer_from, str)
                                                 or not self.tokenizer_from.strip()):
             raise RepeatlabError(
@@ -83,6 +97,11 @@ class PrepareConfig:
     def classification_task(self) -> ClassificationTask:
         """The in-context classification task of a ``classification`` source."""
         return self.classification or ClassificationTask()
+
+    @property
+    def regression_task(self) -> RegressionTask:
+        """The in-context regression task of a ``regression`` source."""
+        return self.regression or RegressionTask()
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,11 @@ def _prepare_locked(config: PrepareConfig, out: Path, *, overwrite: bool, say: C
         say(f"writing the in-context classification task: {task.n_train_sequences:,} training sequences of "
             f"{task.context} tokens")
         return load_prepared(write_classification_dataset(task, out, overwrite=overwrite, config=to_dict(config)))
+    if config.source == REGRESSION_KIND:
+        regression = config.regression_task
+        say(f"writing the in-context regression task: {regression.n_train_sequences:,} training sequences of "
+            f"{regression.context} vectors of width {regression.d_vector}")
+        return load_prepared(write_regression_dataset(regression, out, overwrite=overwrite, config=to_dict(config)))
     started = time.perf_counter()
     source = tokenizer_source(config)  # checked before the (possibly long) corpus read
     if source is not None and source.context != config.context:

@@ -11,6 +11,10 @@ Sequences are fixed windows over the token stream: sequence ``i`` is the ``conte
 starting at ``i * context`` (inputs are the first ``context``, targets the last ``context``), so
 consecutive sequences share one boundary token and no token is wasted. Views are strided over a
 memmap, so a 10^9-token pool is never read into RAM.
+
+A vector dataset (``meta.json`` has ``d_vector``: in-context regression, ``repeatlab.data.regression``) stores
+float32 vectors instead of token ids and has no tokenizer; its sequences are disjoint blocks of ``context``
+vectors, ``[n_sequences, context, d_vector]``, and ``n_tokens`` counts vectors.
 """
 
 from __future__ import annotations
@@ -62,6 +66,12 @@ class PreparedDataset:
     def dtype(self) -> np.dtype:
         return np.dtype(self.meta["dtype"])
 
+    @property
+    def d_vector(self) -> int | None:
+        """Width of a vector dataset's vectors; ``None`` for token data."""
+        value = self.meta.get("d_vector")
+        return None if value is None else int(value)
+
     def n_sequences(self, split: Split) -> int:
         return int(self.meta[split]["n_sequences"])
 
@@ -72,7 +82,10 @@ class PreparedDataset:
         return self._memmaps[split]
 
     def sequences(self, split: Split) -> np.ndarray:
-        """``[n_sequences, context + 1]`` strided view; index it with sequence ids to read rows."""
+        """``[n_sequences, context + 1]`` strided view (vector data: ``[n_sequences, context, d_vector]``); index it
+        with sequence ids to read rows."""
+        if self.d_vector is not None:
+            return self.tokens(split).reshape(self.n_sequences(split), self.context, self.d_vector)
         return sequence_view(self.tokens(split), self.context)
 
     @cached_property
@@ -81,12 +94,13 @@ class PreparedDataset:
 
     def _open(self, split: Split) -> np.ndarray:
         self.check_tokens_file(split)
-        return np.memmap(self.path / f"{split}.bin", dtype=self.dtype, mode="r")
+        shape = None if self.d_vector is None else (int(self.meta[split]["n_tokens"]), self.d_vector)
+        return np.memmap(self.path / f"{split}.bin", dtype=self.dtype, mode="r", shape=shape)
 
     def check_tokens_file(self, split: Split) -> None:
         """Refuse a split whose token file is missing or not the size ``meta.json`` gives it (truncated, replaced)."""
         file = self.path / f"{split}.bin"
-        expected = int(self.meta[split]["n_tokens"]) * self.dtype.itemsize
+        expected = int(self.meta[split]["n_tokens"]) * (self.d_vector or 1) * self.dtype.itemsize
         if not file.is_file() or file.stat().st_size != expected or expected == 0:
             raise RepeatlabError(
                 f"{file} is missing or has the wrong size (expected {expected} bytes); "
@@ -124,19 +138,28 @@ def _check_meta(file: Path, meta: dict[str, Any]) -> None:
     for key in ("context", "vocab_size", "seed"):
         if not isinstance(meta.get(key), int) or isinstance(meta.get(key), bool) or meta[key] < 0:
             fail(f"{key} is {meta.get(key)!r}, not a non-negative integer")
+    if meta["context"] < 1:
+        fail("context is 0")
     if not isinstance(meta.get("source"), str):
         fail(f"source is {meta.get('source')!r}, not a string")
+    vectors = meta.get("d_vector")
+    if vectors is not None and (not isinstance(vectors, int) or isinstance(vectors, bool) or vectors < 1):
+        fail(f"d_vector is {vectors!r}, not a positive integer")
     try:
         dtype = np.dtype(meta.get("dtype"))
     except TypeError:
         dtype = None
-    if dtype is None or dtype.kind not in "iu":
+    if vectors is None and (dtype is None or dtype.kind not in "iu"):
         fail(f"dtype is {meta.get('dtype')!r}, not an integer type")
+    if vectors is not None and dtype != np.float32:
+        fail(f"dtype is {meta.get('dtype')!r}; the vectors of a vector dataset are float32")
     for split in ("train", "test"):
         counts = meta.get(split)
         if not isinstance(counts, dict) or any(not isinstance(counts.get(k), int) or counts[k] < 0
                                                for k in ("n_tokens", "n_sequences")):
             fail(f"{split} has no whole n_tokens and n_sequences")
-        if counts["n_sequences"] != n_sequences_for(counts["n_tokens"], meta["context"]):
+        expected = (counts["n_tokens"] // meta["context"] if vectors is not None
+                    else n_sequences_for(counts["n_tokens"], meta["context"]))
+        if counts["n_sequences"] != expected or (vectors is not None and counts["n_tokens"] % meta["context"]):
             fail(f"{split}.n_sequences = {counts['n_sequences']} does not fit {counts['n_tokens']} tokens at "
                  f"context {meta['context']}")

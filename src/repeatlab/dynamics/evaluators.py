@@ -15,6 +15,9 @@
   and in-context accuracy at repeats on test sequences (``probes.pair_scores``), logged as
   ``classification.iwl_first_accuracy`` and ``classification.icl_repeat_accuracy``; and the query's
   induction-head score (``probes.query_induction_scores``) as a head score named ``classification.induction``.
+- ``regression``: on an in-context regression dataset (``repeatlab.data.regression``), the model against one step
+  of gradient descent on each context (``probes.compare_to_gd``, its fields logged as ``regression.{field}``) on
+  ``train.probe_sequences`` test sequences, the step size tuned once on the task's tuning sequences.
 
 Each head score is logged as ``{name}.max``, ``{name}.mean`` and one ``{name}.L{layer}H{head}`` per head;
 ICL as ``icl.score``, ``icl.loss_early`` and ``icl.loss_late``. Inputs are drawn once, from seeds derived
@@ -46,6 +49,7 @@ from repeatlab.models.gpt import GPT
 from repeatlab.probes import attention_scores, candidate_tokens, icl_positions, icl_score, repeated_random_tokens
 from repeatlab.probes import token_frequencies
 from repeatlab.probes.classification import pair_scores, query_induction_scores, query_score
+from repeatlab.probes.regression import RegressionInputs, compare_to_gd, regression_inputs
 from repeatlab.train.config import RunConfig
 from repeatlab.train.trainer import StepEvaluator
 
@@ -115,6 +119,13 @@ def _classification_evaluator(task: ClassificationTask, sets: dict[str, Tensor])
     return evaluate
 
 
+def _regression_evaluator(inputs: RegressionInputs) -> StepEvaluator:
+    def evaluate(model: GPT, _step: int) -> dict[str, float]:
+        return compare_to_gd(model, inputs.rows, gd_lr=inputs.gd_lr, n_steps=inputs.n_steps).metrics()
+
+    return evaluate
+
+
 @dataclass(frozen=True)
 class ProbeInputs:
     """The fixed inputs of a run's probe evaluators: drawn once from the run's data and ``train.eval_seed``."""
@@ -129,6 +140,8 @@ class ProbeInputs:
     classification: tuple[ClassificationTask, dict[str, Tensor]] | None = None
     """The task and its rows ``{name: [n, context + 1]}``: the evaluation sets and the test rows of the pair scores
     (in-context classification datasets only)."""
+    regression: RegressionInputs | None = None
+    """Test rows and the tuned step size of one GD step (in-context regression only)."""
 
 
 def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
@@ -136,9 +149,9 @@ def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
     too short for."""
     names, context, vocab = set(config.train.probe_metrics), dataset.context, dataset.vocab_size
     n, seed = config.train.probe_sequences, config.train.eval_seed
-    start = int(dataset.meta["eot_id"]) if "eot_id" in dataset.meta else dataset.tokenizer.eot_id
     induction = prefix = rows = positions = None
     if names & {*_INDUCTION_GROUP, "prefix_matching"}:
+        start = int(dataset.meta["eot_id"]) if "eot_id" in dataset.meta else dataset.tokenizer.eot_id
         frequencies = token_frequencies(dataset.tokens("train"), vocab)
         candidates = candidate_tokens(vocab, exclude=[start], frequencies=frequencies,
                                       exclude_fraction=EXCLUDE_TOKEN_FRACTION)
@@ -166,8 +179,14 @@ def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
             raise RepeatlabError(f"train.probe_metrics: classification cannot be measured: {exc}") from None
         sets = {name: torch.from_numpy(load_eval_sequences(dataset, name)) for name in EVAL_SETS}
         classification = task, {**sets, PAIR_ROWS: torch.from_numpy(pair_score_sequences(dataset))}
+    regression = None
+    if "regression" in names:
+        try:
+            regression = regression_inputs(dataset, n_sequences=n, seed=seed)
+        except ValueError as exc:
+            raise RepeatlabError(f"train.probe_metrics: regression cannot be measured: {exc}") from None
     return ProbeInputs(induction=induction, prefix_matching=prefix, icl_rows=rows, icl_positions=positions,
-                       classification=classification)
+                       classification=classification, regression=regression)
 
 
 def probe_evaluators(config: RunConfig, dataset: PreparedDataset | None = None) -> dict[str, StepEvaluator]:
@@ -188,6 +207,8 @@ def probe_evaluators(config: RunConfig, dataset: PreparedDataset | None = None) 
         evaluators["icl"] = _icl_evaluator(inputs.icl_rows, inputs.icl_positions)
     if inputs.classification is not None:
         evaluators["classification"] = _classification_evaluator(*inputs.classification)
+    if inputs.regression is not None:
+        evaluators["regression"] = _regression_evaluator(inputs.regression)
     return evaluators
 
 

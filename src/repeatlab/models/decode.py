@@ -47,6 +47,7 @@ def prefill(model: GPT, tokens: Tensor) -> tuple[Tensor, KVCache]:
     """Run ``tokens [B, T]`` once: the last position's logits ``[B, V]`` and the cache of all ``T`` positions."""
     if tokens.ndim != 2 or tokens.shape[1] < 1:
         raise RepeatlabError(f"tokens must be [batch, pos] with at least one position, got {tuple(tokens.shape)}")
+    model.config.require_gpt2("cached decoding")
     _check_no_hooks(model)
     _check_fits(model, tokens.shape[1])
     return _forward(model, tokens, None)

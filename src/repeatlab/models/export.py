@@ -33,6 +33,7 @@ def export_hf(model: GPT, out_dir: Path, *, tokenizer_file: Path | None = None, 
     becomes the model's bos/eos token. The directory appears atomically; an existing one is an error
     unless ``overwrite``.
     """
+    model.config.require_gpt2("the Hugging Face export")
     out_dir = Path(out_dir)
     tokenizer = _load_tokenizer(Path(tokenizer_file), model.config.vocab_size) if tokenizer_file else None
     eos_id = tokenizer.token_to_id(END_OF_TEXT) if tokenizer is not None else None

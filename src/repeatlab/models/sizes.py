@@ -12,6 +12,9 @@ The registry stores every number explicitly; nothing is ever parsed out of a siz
 * ``tiny-*``: CPU sizes for tests and quick experiments (``tiny-4l`` has N = 0.79M).
 * ``cpu-2l-{24,32,48,64}``: a two-layer family (two heads, so induction is possible) of 13.8K-98.3K
   non-embedding parameters, small enough for byte-level runs on a CPU to see 30-200 tokens per parameter.
+* ``lsa-{1,2,3}l``: von Oswald et al. (2022)'s linear self-attention layers, single and stacked, for in-context
+  regression (``repeatlab.data.regression``): one head of width 16 per layer (room for the 11-wide pairs of
+  their 10-dimensional task), no softmax, MLP, LayerNorm, position embedding or biases.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import torch
 
 from repeatlab.errors import RepeatlabError
-from repeatlab.models.gpt import GPT, ModelConfig
+from repeatlab.models.gpt import GPT, AttentionKind, ModelConfig
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -37,16 +40,40 @@ class SizeSpec:
     """Attention heads per layer (d_model must be divisible by it)."""
     mlp: bool = True
     """Whether blocks have MLP sublayers; ``False`` for attention-only models."""
+    attention: AttentionKind = "softmax"
+    """``ModelConfig.attention``: ``linear`` for linear self-attention."""
+    layer_norm: bool = True
+    """``ModelConfig.layer_norm``."""
+    positions: bool = True
+    """``ModelConfig.positions``."""
+    bias: bool = True
+    """``ModelConfig.bias``."""
+    init_std: float = 0.02
+    """``ModelConfig.init_std``."""
 
     def __post_init__(self) -> None:
-        # Validates the shape with a placeholder vocabulary/context; raises ValueError naming the field.
-        ModelConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, vocab_size=1, context=1,
-                    mlp=self.mlp)
+        # Validates the shape with a placeholder vocabulary/context; raises RepeatlabError naming the field.
+        self.config(vocab_size=1, context=1)
+
+    def config(self, *, vocab_size: int, context: int, d_vector: int | None = None) -> ModelConfig:
+        """The ``ModelConfig`` of this shape for the data's vocabulary (0 for vectors), context and vector width."""
+        return ModelConfig(n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, vocab_size=vocab_size,
+                           context=context, mlp=self.mlp, attention=self.attention, layer_norm=self.layer_norm,
+                           positions=self.positions, bias=self.bias, init_std=self.init_std, d_vector=d_vector)
 
 
 def _hernandez(n_layer: int) -> SizeSpec:
     return SizeSpec(n_layer=n_layer, d_model=128 * n_layer, n_head=2 * n_layer)
 
+
+def _linear_self_attention(n_layer: int) -> SizeSpec:
+    return SizeSpec(n_layer=n_layer, d_model=16, n_head=1, mlp=False, attention="linear", layer_norm=False,
+                    positions=False, bias=False, init_std=LSA_INIT_STD)
+
+
+LSA_INIT_STD = 0.25
+"""Init std of the linear self-attention sizes: a prediction is a product of five matrices, so GPT-2's 0.02 would
+start it at ~1e-8 and its gradients vanish; 0.25 (~1/sqrt(16)) starts every matrix near unit gain."""
 
 SIZES: dict[str, SizeSpec] = {
     # Tiny CPU sizes (train at ~10K tokens/s/core).
@@ -80,22 +107,20 @@ SIZES: dict[str, SizeSpec] = {
     "hern-14l": _hernandez(14),
     "hern-16l": _hernandez(16),
     "gpt2-small": SizeSpec(n_layer=12, d_model=768, n_head=12),
+    # von Oswald et al. (2022)'s linear self-attention, one layer and stacked.
+    "lsa-1l": _linear_self_attention(1),
+    "lsa-2l": _linear_self_attention(2),
+    "lsa-3l": _linear_self_attention(3),
 }
 
 
-def model_config(size: str, *, vocab_size: int, context: int) -> ModelConfig:
-    """The ``ModelConfig`` of a named size for a given vocabulary and context length."""
+def model_config(size: str, *, vocab_size: int, context: int, d_vector: int | None = None) -> ModelConfig:
+    """The ``ModelConfig`` of a named size for a given vocabulary and context length (and, for vector data such as
+    in-context regression, vector width, with ``vocab_size = 0``)."""
     spec = SIZES.get(size)
     if spec is None:
         raise RepeatlabError(f"unknown model size {size!r}; valid sizes are: {', '.join(SIZES)}")
-    return ModelConfig(
-        n_layer=spec.n_layer,
-        d_model=spec.d_model,
-        n_head=spec.n_head,
-        vocab_size=vocab_size,
-        context=context,
-        mlp=spec.mlp,
-    )
+    return spec.config(vocab_size=vocab_size, context=context, d_vector=d_vector)
 
 
 def count_params(config: ModelConfig, *, non_embedding: bool = False) -> int:

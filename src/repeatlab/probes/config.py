@@ -8,9 +8,13 @@ from typing import Literal, get_args
 from repeatlab.errors import RepeatlabError
 from repeatlab.probes.ablation import ABLATION_MODES, AblationMode
 
-ProbeName = Literal["induction", "prefix_matching", "ov_copying", "icl", "copying", "memorisation", "ablation"]
+ProbeName = Literal["induction", "prefix_matching", "ov_copying", "icl", "copying", "memorisation", "ablation",
+                    "regression"]
 PROBE_NAMES: tuple[ProbeName, ...] = get_args(ProbeName)
-DATASET_PROBES: frozenset[str] = frozenset({"icl", "copying", "memorisation", "ablation"})
+VECTOR_PROBES: tuple[ProbeName, ...] = ("regression",)
+"""Probes of a vector model (in-context regression: ``probes.regression``); every other probe reads tokens."""
+TOKEN_PROBES: tuple[ProbeName, ...] = tuple(name for name in PROBE_NAMES if name not in VECTOR_PROBES)
+DATASET_PROBES: frozenset[str] = frozenset({"icl", "copying", "memorisation", "ablation", "regression"})
 """Probes that read the run's prepared dataset (the rest need only the model and a start token)."""
 
 
@@ -18,8 +22,9 @@ DATASET_PROBES: frozenset[str] = frozenset({"icl", "copying", "memorisation", "a
 class ProbeConfig:
     """Settings of ``run_probes``; defaults follow the papers each probe comes from."""
 
-    probes: tuple[ProbeName, ...] = PROBE_NAMES
-    """Probes to run. ``induction`` also yields the previous-token and duplicate-token scores."""
+    probes: tuple[ProbeName, ...] = TOKEN_PROBES
+    """Probes to run. ``induction`` also yields the previous-token and duplicate-token scores. The default, every
+    token probe, means ``VECTOR_PROBES`` for a vector model."""
     seed: int = 0
     """Seed of every random choice; each probe derives its own generator from it."""
     batch_size: int = 16
@@ -37,7 +42,8 @@ class ProbeConfig:
     exclude_token_fraction: float = 0.1
     """Share of the most and of the least frequent tokens never used in random sequences."""
     n_test_sequences: int = 64
-    """Test-split contexts for the ICL score, the test loss and the mean of mean ablation."""
+    """Test-split contexts for the ICL score, the test loss and the mean of mean ablation (and the test sequences
+    of the regression probe)."""
     icl_positions: tuple[int, int] | None = None
     """``(early, late)`` token positions of the ICL score; ``None``: (50, 500), scaled below context 512."""
     n_copies: int = 11
@@ -114,4 +120,4 @@ class ProbeConfig:
         return bool(DATASET_PROBES & set(self.probes))
 
 
-__all__ = ["DATASET_PROBES", "PROBE_NAMES", "ProbeConfig", "ProbeName"]
+__all__ = ["DATASET_PROBES", "PROBE_NAMES", "TOKEN_PROBES", "VECTOR_PROBES", "ProbeConfig", "ProbeName"]

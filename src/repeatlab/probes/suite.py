@@ -9,7 +9,7 @@ one probe's result never depends on which other probes ran.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from repeatlab.data.prepared import PreparedDataset
 from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.probes.ablation import AblationResult, ablation_metrics, head_ablation
-from repeatlab.probes.config import DATASET_PROBES, ProbeConfig
+from repeatlab.probes.config import DATASET_PROBES, TOKEN_PROBES, VECTOR_PROBES, ProbeConfig
 from repeatlab.probes.heads import attention_scores, check_context, check_heads, ov_copying_scores, top_heads
 from repeatlab.probes.icl import (
     CopyingResult,
@@ -34,6 +34,7 @@ from repeatlab.probes.icl import (
     token_losses,
 )
 from repeatlab.probes.memorisation import MemorisationResult, memorisation
+from repeatlab.probes.regression import GDComparison, compare_to_gd, regression_inputs
 from repeatlab.probes.sequences import MAX_FREQUENCY_TOKENS, candidate_tokens, repeated_random_tokens, token_frequencies
 
 SCHEMA = "repeatlab.probes/1"
@@ -60,6 +61,8 @@ class ProbeResults:
     memorisation: dict[str, MemorisationResult] | None = None
     """Group (repeated, seen_once, test) -> result."""
     ablation: AblationResult | None = None
+    regression: GDComparison | None = None
+    """A vector model against one step of gradient descent on each context (``probes.regression``)."""
     inputs: dict[str, Any] = field(default_factory=dict)
     """The choices the probes made: start token, candidate tokens, test sequence ids."""
 
@@ -81,6 +84,8 @@ class ProbeResults:
         if self.ablation is not None:
             for metric, delta in self.ablation.delta.items():
                 out[f"ablation.delta.{metric}"] = delta
+        if self.regression is not None:
+            out.update(self.regression.metrics())
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,6 +110,7 @@ class ProbeResults:
             "copying": self.copying.to_dict() if self.copying else None,
             "memorisation": {g: r.to_dict() for g, r in self.memorisation.items()} if self.memorisation else None,
             "ablation": self.ablation.to_dict() if self.ablation else None,
+            "regression": vars(self.regression) if self.regression else None,
             "inputs": self.inputs,
         }
 
@@ -122,6 +128,11 @@ def run_probes(
     by memorisation. Raises ``ValueError`` naming the probe when an input is missing or too short.
     """
     config = config or ProbeConfig()
+    if model.vectors:
+        return _vector_probes(model, dataset, config)
+    if set(config.probes) & set(VECTOR_PROBES):
+        raise RepeatlabError(f"the {', '.join(sorted(set(config.probes) & set(VECTOR_PROBES)))} probe needs a vector "
+                             f"model (in-context regression); this model reads tokens")
     _check_inputs(model, dataset, mixture, config)
     start_token = config.start_token if config.start_token is not None else _eot(dataset)
     if not 0 <= start_token < model.config.vocab_size:
@@ -141,6 +152,23 @@ def run_probes(
     shape = {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_model": cfg.d_model, "vocab_size": cfg.vocab_size,
              "context": cfg.context}
     return ProbeResults(config=config, model=shape, head_scores=head_scores, inputs=inputs, **measured)
+
+
+def _vector_probes(model: GPT, dataset: PreparedDataset | None, config: ProbeConfig) -> ProbeResults:
+    """The probes of a vector model: its comparison with one step of gradient descent on the test contexts."""
+    token_probes = sorted(set(config.probes) - set(VECTOR_PROBES))
+    if token_probes and config.probes != TOKEN_PROBES:
+        raise RepeatlabError(f"the {', '.join(token_probes)} probe(s) read tokens and this is a vector model (in-context "
+                             f"regression); probe it with probes = {list(VECTOR_PROBES)}")
+    if dataset is None:
+        raise RepeatlabError("the regression probe needs the run's prepared dataset")
+    inputs = regression_inputs(dataset, n_sequences=config.n_test_sequences, seed=config.seed)
+    comparison = compare_to_gd(model, inputs.rows, gd_lr=inputs.gd_lr, n_steps=inputs.n_steps)
+    cfg = model.config
+    shape = {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_model": cfg.d_model, "d_vector": cfg.d_vector or 0,
+             "context": cfg.context}
+    return ProbeResults(config=replace(config, probes=VECTOR_PROBES), model=shape, regression=comparison,
+                        inputs={"n_test_sequences": len(inputs.rows), "gd_lr": inputs.gd_lr})
 
 
 def _eot(dataset: PreparedDataset | None) -> int:

@@ -26,6 +26,7 @@ from repeatlab.config import ConfigError, config_hash, from_dict, override, to_d
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_utf8
 from repeatlab.data.classification import TASK_KIND
+from repeatlab.data.regression import TASK_KIND as REGRESSION_KIND
 from repeatlab.data.corpus import is_named_source
 from repeatlab.data.mixture import MixtureKind, MixtureSpec, unique_control_tokens
 from repeatlab.data.prepare import PrepareConfig
@@ -318,7 +319,7 @@ def load_grid(name_or_path: str | Path, *, overrides: dict[str, Any] | None = No
 def resolve_grid(grid: GridConfig) -> GridConfig:
     """The grid with a relative corpus path made absolute (relative to the current directory)."""
     source = grid.data.source
-    if is_named_source(source) or source == TASK_KIND:
+    if is_named_source(source) or source in (TASK_KIND, REGRESSION_KIND):
         return grid
     prefix, path = ("hf:", source[3:]) if source.startswith("hf:") else ("", source)
     return replace(grid, data=replace(grid.data, source=prefix + str(Path(path).expanduser().resolve())))

@@ -20,7 +20,8 @@ from repeatlab.errors import RepeatlabError
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
 InterventionMode = Literal["zero", "mean", "clamp", "reference"]
-ProbeMetric = Literal["induction", "previous_token", "duplicate_token", "prefix_matching", "icl", "classification"]
+ProbeMetric = Literal["induction", "previous_token", "duplicate_token", "prefix_matching", "icl", "classification",
+                      "regression"]
 PROBE_METRICS: tuple[ProbeMetric, ...] = get_args(ProbeMetric)
 """Probe scores a run can log at its evaluations; ``repeatlab.dynamics`` supplies the functions that compute them."""
 RESERVED_EVAL_NAMES = frozenset({"train", "test", "repeated"})

@@ -16,7 +16,7 @@ import torch
 from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT, ModelConfig
 from repeatlab.train.distributed import World
-from repeatlab.train.objective import NextTokenLoss
+from repeatlab.train.objective import TrainingLoss
 from repeatlab.train.plan import BatchPlan, divisors_up_to
 
 _GIB = 2**30
@@ -41,9 +41,15 @@ def try_micro_batch(model: GPT, micro_batch_sequences: int, world: World) -> Non
     n_params = sum(p.numel() for p in model.parameters())
     held = torch.empty(2 * n_params, dtype=torch.float32, device=world.device)
     try:
-        tokens = torch.zeros(micro_batch_sequences, model.config.context, dtype=torch.long, device=world.device)
+        config = model.config
+        if config.d_vector is None:
+            inputs = targets = torch.zeros(micro_batch_sequences, config.context, dtype=torch.long,
+                                           device=world.device)  # [b, T]
+        else:
+            inputs = torch.zeros(micro_batch_sequences, config.context, config.d_vector, device=world.device)
+            targets = torch.zeros(micro_batch_sequences, config.context, device=world.device)  # [b, T]
         with world.autocast():
-            loss = NextTokenLoss(model)(tokens, tokens)  # []
+            loss = TrainingLoss(model)(inputs, targets)  # []
         loss.backward()
     finally:
         del held

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from repeatlab.data.loader import Batch, repeated_subset_batches, rows_to_batch, test_batches
@@ -24,11 +23,12 @@ from repeatlab.data.prepared import PreparedDataset
 from repeatlab.io import append_jsonl, read_jsonl, rewrite_jsonl
 from repeatlab.layout import METRICS_FILE
 from repeatlab.train.distributed import World
+from repeatlab.train.objective import summed_loss
 
 
 
 class Evaluator:
-    """Mean next-token loss on the test sample, the repeated-subset sample and any extra held-out sets."""
+    """Mean loss (``train.objective``) on the test sample, the repeated-subset sample and any extra held-out sets."""
 
     def __init__(
         self,
@@ -81,10 +81,9 @@ class Evaluator:
             inputs = batch.inputs.to(world.device, non_blocking=True)
             targets = batch.targets.to(world.device, non_blocking=True)
             with world.autocast():
-                logits = model(inputs)  # [B, T, V]
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
+                loss, n_targets = summed_loss(model, inputs, targets)  # [], int
             total += loss.double()
-            count += targets.numel()
+            count += n_targets
         summed, n = world.all_reduce_sum([total.item(), float(count)])
         return summed / n if n else math.nan
 

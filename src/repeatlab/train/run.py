@@ -35,14 +35,13 @@ from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_dir, output_lock, read_json, read_jsonl, write_json
 from repeatlab.layout import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE
 from repeatlab.models.gpt import GPT
-from repeatlab.models.sizes import model_config
 from repeatlab.models.weights import CheckpointMismatchError, load_model, save_model
 from repeatlab.train.checkpoint import Checkpointer, step_dir_name
 from repeatlab.train.config import RunConfig
 from repeatlab.train.distributed import launch_rank, world
 from repeatlab.train.extra_evals import eval_rows, load_extra_evals, save_extra_evals
 from repeatlab.train.metrics import MetricsLog
-from repeatlab.train.trainer import StepEvaluator, Trainer
+from repeatlab.train.trainer import StepEvaluator, Trainer, model_shape
 
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -187,7 +186,7 @@ def init_from_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, 
     # Before the weights: a different tokenizer or context is the cause of a shape mismatch, and a tokenizer
     # of the same size is invisible to the shapes.
     _check_same_data_shape(source, Path(source_config.dataset), dataset)
-    expected = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
+    expected = model_shape(config.model, dataset)
     try:
         model = load_model(_weights_path(source, config.init_checkpoint), expected=expected)
     except CheckpointMismatchError as exc:
@@ -206,7 +205,7 @@ def reference_models(config: RunConfig, dataset: PreparedDataset, device: torch.
     Each must be a finished run of this run's model shape over data with the same tokenizer and context, so that
     its activations at a hook point have the shape (and the meaning) of this run's.
     """
-    expected = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
+    expected = model_shape(config.model, dataset)
     models: dict[str, GPT] = {}
     for path in dict.fromkeys(item.reference for item in config.train.interventions if item.reference is not None):
         source = Path(path)
@@ -327,7 +326,7 @@ def load_run(run_dir: Path, *, device: str | torch.device = "cpu", checkpoint: s
     config = load_json(RunConfig, run_dir / CONFIG_FILE)
     dataset = load_prepared(config.dataset)
     mixture = load_mixture(config.mixture, dataset)
-    expected = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
+    expected = model_shape(config.model, dataset)
     path = _weights_path(run_dir, checkpoint)
     return LoadedRun(
         config=config,

@@ -32,7 +32,7 @@ from repeatlab.train.distributed import World
 from repeatlab.train.interventions import check_interventions, intervened
 from repeatlab.train.memory import check_memory
 from repeatlab.train.metrics import Evaluator
-from repeatlab.train.objective import NextTokenLoss
+from repeatlab.train.objective import TrainingLoss
 from repeatlab.train.plan import BatchPlan, plan_batches
 from repeatlab.train.schedule import eval_steps, learning_rate
 
@@ -74,12 +74,17 @@ class Progress:
             setattr(self, key, value)
 
 
+def model_shape(size: str, dataset: PreparedDataset) -> ModelConfig:
+    """The shape of model ``size`` over ``dataset``: its vocabulary and context (and vector width, for vectors)."""
+    return model_config(size, vocab_size=dataset.vocab_size, context=dataset.context, d_vector=dataset.d_vector)
+
+
 def build_model(
     config: RunConfig, dataset: PreparedDataset, world: World, init_state: Mapping[str, Tensor] | None = None
 ) -> GPT:
     """A freshly initialised model, seeded on the CPU so every device and process starts identically; with
     ``init_state`` (the weights of ``config.init_from``) those weights replace the initial ones exactly."""
-    shape: ModelConfig = model_config(config.model, vocab_size=dataset.vocab_size, context=dataset.context)
+    shape = model_shape(config.model, dataset)
     torch.manual_seed(config.train.seed)  # also with init_state: the RNG then advances as in a fresh run
     model = GPT(shape)
     if init_state is not None:
@@ -91,7 +96,7 @@ def build_optimizer(model: GPT, optim: OptimConfig, device: torch.device) -> tor
     """AdamW with weight decay on matrices and embeddings only; the fused kernel on CUDA. With an
     ``embedding_lr_scale`` the embeddings get a group of their own, whose ``lr_scale`` ``train_step`` applies."""
     params = [p for p in model.parameters() if p.requires_grad]
-    embeddings = {id(model.wte.weight), id(model.wpe.weight)} if optim.embedding_lr_scale != 1.0 else set()
+    embeddings = {id(p) for p in model.embedding_parameters()} if optim.embedding_lr_scale != 1.0 else set()
     groups = [
         {"params": [p for p in params if p.dim() >= 2 and id(p) not in embeddings], "weight_decay": optim.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
@@ -106,10 +111,10 @@ def build_optimizer(model: GPT, optim: OptimConfig, device: torch.device) -> tor
 
 def wrap_model(model: GPT, world: World, *, compile: bool) -> tuple[nn.Module, DistributedDataParallel | None]:
     """The module the training step calls, ``(inputs, targets) -> loss``: the model with its loss
-    (``NextTokenLoss``), wrapped in DDP across processes, then compiled as one unit if asked; and the DDP
+    (``TrainingLoss``), wrapped in DDP across processes, then compiled as one unit if asked; and the DDP
     wrapper itself (whose ``no_sync`` skips the gradient all-reduce between accumulation steps)."""
     ddp = None
-    module: nn.Module = NextTokenLoss(model)
+    module: nn.Module = TrainingLoss(model)
     if world.distributed:
         ddp = DistributedDataParallel(module, device_ids=[world.device.index] if world.device.type == "cuda" else None)
         module = ddp
