@@ -55,7 +55,7 @@ GPU_PEAKS = {
 
 def flops_per_token(config: ModelConfig) -> float:
     """Training FLOPs per token: 6 (matmul weights) + 12 L T d (attention)."""
-    n_matmul = config.n_params_non_embedding + config.vocab_size * config.d_model
+    n_matmul = config.n_params_scaling_law + config.vocab_size * config.d_model
     return 6 * n_matmul + 12 * config.n_layer * config.context * config.d_model
 
 
@@ -283,7 +283,7 @@ def main() -> None:
             peak = args.peak_tflops * 1e12 if args.peak_tflops else peak
             fpt = flops_per_token(shape)
             mfu = (lambda tps: f"{100 * tps * fpt / peak:5.1f}%" if peak else "  n/a")
-            print(f"{size:>12} N={shape.n_params_non_embedding / 1e6:7.2f}M {device.type}/{str(dtype)[6:]:8} "
+            print(f"{size:>12} N={shape.n_params_scaling_law / 1e6:7.2f}M {device.type}/{str(dtype)[6:]:8} "
                   f"trainer {ours:10,.0f} tok/s MFU {mfu(ours)} | plain loop {ref:10,.0f} tok/s MFU {mfu(ref)} | "
                   f"ratio {ours / ref:.2f}  [{fpt / 1e6:.1f} MFLOP/token; {how}]")
             k = args.concurrent if args.concurrent is not None else (4 if device.type == "cuda" else 0)

@@ -29,6 +29,15 @@ class ConfigError(RepeatlabError):
 
 _ADDED_LATER = "repeatlab.added_later"
 
+MAX_SEED = 2**64 - 1
+"""The largest seed torch's generators take (numpy's take any non-negative integer)."""
+
+
+def check_seed(where: str, value: object) -> None:
+    """Refuse a seed that a random generator would reject later, inside the work: negative, too large, not whole."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{where} must be an integer from 0 to 2^64 - 1, got {value!r}")
+
 
 def added_later(default: Any) -> Any:
     """A field added after run ids were first computed: left out of ``config_hash`` while it holds ``default``,

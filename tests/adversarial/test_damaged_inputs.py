@@ -82,7 +82,21 @@ DATASET_DAMAGE = {
                             "train.bin is missing or has the wrong size"),
     "test.bin missing": (lambda d: (d / "test.bin").unlink(), "test.bin is missing or has the wrong size"),
     "meta.json not JSON": (lambda d: (d / "meta.json").write_text("{", encoding="utf-8"), "meta.json is not valid JSON"),
+    "tokenizer.json truncated": (lambda d: (d / "tokenizer.json").write_bytes((d / "tokenizer.json").read_bytes()[:500]),
+                                 "tokenizer.json is not a valid tokenizer.json (EOF while parsing"),
+    "tokenizer.json missing": (lambda d: (d / "tokenizer.json").unlink(), "tokenizer.json is missing; the prepared "
+                               "dataset is corrupt: run 'repeatlab data prepare' again"),
+    "tokenizer.json of another vocabulary": (lambda d: drop_a_token(d / "tokenizer.json"),
+                                             "tokenizer.json (256 tokens, end-of-text 256) does not match meta.json "
+                                             "(vocab_size 257, eot_id 256)"),
 }
+
+
+def drop_a_token(file: Path) -> None:
+    tokenizer = json.loads(file.read_text(encoding="utf-8"))
+    vocab = tokenizer["model"]["vocab"]
+    del vocab[next(iter(vocab))]
+    file.write_text(json.dumps(tokenizer), encoding="utf-8")
 
 
 @pytest.mark.parametrize("damage", sorted(DATASET_DAMAGE))

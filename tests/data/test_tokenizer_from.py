@@ -99,7 +99,7 @@ def test_a_missing_or_broken_source_is_a_clear_error_and_writes_nothing(
                                                 r"'repeatlab data prepare'"):
         prepare_dataset(PrepareConfig(source=str(other_corpus), tokenizer_from=str(missing)), out)
     (bpe_source.path / "tokenizer.json").unlink()
-    with pytest.raises(ValueError, match=r"has no usable tokenizer .*prepare that dataset again"):
+    with pytest.raises(ValueError, match=r"tokenizer_from: .*tokenizer\.json is missing; the prepared dataset is corrupt"):
         prepare_dataset(PrepareConfig(source=str(other_corpus), tokenizer_from=str(bpe_source.path)), out)
     assert not out.exists()
     with pytest.raises(ValueError, match="tokenizer_from must be a prepared dataset directory"):

@@ -45,9 +45,9 @@ def test_tied_unembedding_counted_once() -> None:
     assert model.n_params() == n_layer * per_layer + 2 * d + v * d + t * d
 
 
-def test_config_n_params_non_embedding_formula() -> None:
-    assert tiny().n_params_non_embedding == 12 * 2 * 32**2
-    assert tiny(mlp=False).n_params_non_embedding == 4 * 2 * 32**2
+def test_config_n_params_scaling_law_formula() -> None:
+    assert tiny().n_params_scaling_law == 12 * 2 * 32**2
+    assert tiny(mlp=False).n_params_scaling_law == 4 * 2 * 32**2
     assert tiny(mlp=False).d_head == 8
 
 

@@ -10,7 +10,7 @@ from repeatlab.models.sizes import SIZES, SizeSpec, count_params, list_sizes, mo
 
 def test_hernandez_family_spans_1_57m_to_805m() -> None:
     hern = {name: spec for name, spec in SIZES.items() if name.startswith("hern-")}
-    counts = [model_config(n, vocab_size=100, context=8).n_params_non_embedding for n in hern]
+    counts = [model_config(n, vocab_size=100, context=8).n_params_scaling_law for n in hern]
     assert counts[0] == 1_572_864 and counts[-1] == 805_306_368
     assert counts == sorted(counts) and len(counts) == 10
     for spec in hern.values():
@@ -22,7 +22,7 @@ def test_gpt2_small_matches_known_parameter_count() -> None:
 
 
 def test_tiny_cpu_size_near_0_8m() -> None:
-    assert model_config("tiny-4l", vocab_size=256, context=64).n_params_non_embedding == 786_432
+    assert model_config("tiny-4l", vocab_size=256, context=64).n_params_scaling_law == 786_432
 
 
 def test_attention_only_sizes() -> None:

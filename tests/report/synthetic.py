@@ -57,8 +57,6 @@ class SweepSpec:
     data_constrained_epochs: tuple[int, ...] = (1, 2, 4, 10, 40)
     unique_controls: bool = False
     """Also a control on the (1 - f) T unique tokens of each fraction, as a grid with ``unique_controls`` has."""
-    probe_columns: str = "collect"
-    """``collect``: probe columns as ``repeatlab sweep collect`` names them; ``agreed``: the names first agreed."""
     n_failed: int = 1
     n_pending: int = 1
     with_results: bool = True
@@ -180,10 +178,8 @@ def _run(root: Path, spec: SweepSpec, size: Size, kind: str, f: float, e: int, u
     }
     probes = {"induction_max": induction_score(n * m**1.5), "prefix_matching_max": prefix, "copying_repeated_copies_loss": copy,
               "icl_score": -0.5 * m, "memorisation_repeated_exact_match_rate": 0.0 if kind == "control" else min(1.0, e / 1000)}
-    agreed = {"induction_max": "induction_top", "prefix_matching_max": "prefix_matching_top",
-              "copying_repeated_copies_loss": "copying_loss", "memorisation_repeated_exact_match_rate": "memorised_frac"}
     for key, value in probes.items():
-        row["probe_" + (agreed.get(key, key) if spec.probe_columns == "agreed" else key)] = value
+        row["probe_" + key] = value
     config = {"model": size.name, "dataset": str(spec.data_dir or root / "data"),
               "mixture": str(spec.mixture_dir or root / "mixtures" / run_id), "train": {"seed": seed}}
     (run_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")

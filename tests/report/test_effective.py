@@ -18,7 +18,7 @@ from repeatlab.report.effective import (
 
 def controls(params: list[float], loss) -> pd.DataFrame:
     n = np.asarray(params, dtype=float)
-    return pd.DataFrame({"params": n, "test_loss": loss(n), "probe_prefix_matching_top": 1 - 0.6 * (2e4 / n) ** 0.3})
+    return pd.DataFrame({"params": n, "test_loss": loss(n), "probe_prefix_matching_max": 1 - 0.6 * (2e4 / n) ** 0.3})
 
 
 def law(n):
@@ -56,14 +56,14 @@ def test_scores_that_rise_with_size_use_the_deficit() -> None:
     table = controls([5e4, 1e5, 8e5, 3e6], law)
     curve = control_curve(table, PREFIX_MATCHING)
     assert isinstance(curve, ControlCurve)
-    score = table["probe_prefix_matching_top"].to_numpy()
+    score = table["probe_prefix_matching_max"].to_numpy()
     assert curve.effective_params(score) == pytest.approx(table["params"], rel=1e-2)
     assert curve.scaling is not None and curve.scaling.higher_is_better
 
 
 def test_missing_metric_gives_a_reason() -> None:
     table = controls([5e4, 1e5, 8e5, 3e6], law)
-    assert "no probe_copying_repeated_copies_loss or probe_copying_loss column" in control_curve(table, COPYING)
+    assert "no probe_copying_repeated_copies_loss values" in control_curve(table, COPYING)
 
 
 def test_a_metric_not_explained_by_size_is_not_inverted() -> None:
@@ -72,11 +72,10 @@ def test_a_metric_not_explained_by_size_is_not_inverted() -> None:
     assert "does not improve steadily" in control_curve(table.iloc[:3], TEST_LOSS)
 
 
-@pytest.mark.parametrize("names", ["collect", "agreed"])
-def test_sweep_probe_columns_under_either_name(tmp_path, synth, names: str) -> None:
+def test_every_metric_of_a_sweep_is_inverted(tmp_path, synth) -> None:
     from repeatlab.report import Analysis, load_sweep
 
-    spec = synth.SweepSpec(sizes=synth.SIZES[:3], epochs=(10, 100), probe_columns=names, with_probes=False)
+    spec = synth.SweepSpec(sizes=synth.SIZES[:3], epochs=(10, 100), with_probes=False)
     table = Analysis(data=load_sweep(synth.write_sweep(tmp_path / "s", spec))).repeated
     for key in ("test", "copying", "prefix_matching", "induction"):
         assert table[f"mult_{key}"].notna().all(), key

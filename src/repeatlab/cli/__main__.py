@@ -5,12 +5,14 @@ from __future__ import annotations
 import typer
 
 from repeatlab.cli import audit, data, demo, export, laws, models, plan, probe, report, sweep, train
+from repeatlab.cli.errors import OneLineUsageErrors
 
 app = typer.Typer(
     name="repeatlab",
     help="Study what repeated data does to language models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineUsageErrors,
 )
 
 app.command("demo")(demo.demo)

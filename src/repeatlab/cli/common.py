@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -21,7 +22,10 @@ def parse_count(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*", text.lower())
     if not match:
         raise RepeatlabError(f"cannot read {text!r} as a count; write e.g. 1000000, 1e6, 10M or 2.5B")
-    return int(round(float(match.group(1)) * _SUFFIX[match.group(2)]))
+    value = float(match.group(1)) * _SUFFIX[match.group(2)]
+    if not math.isfinite(value):  # 1e999 reads as infinity
+        raise RepeatlabError(f"{text.strip()!r} is too large to be a count; write e.g. 1000000, 1e6, 10M or 2.5B")
+    return int(round(value))
 
 
 def print_rows(title: str, rows: list[tuple[str, str]]) -> None:

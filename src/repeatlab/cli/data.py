@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from repeatlab.cli.common import console, parse_count, print_rows
-from repeatlab.cli.errors import user_errors
+from repeatlab.cli.errors import OneLineUsageErrors, user_errors
 from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import PrepareConfig, prepare_dataset
 from repeatlab.data.summary import summarize_mixture, summarize_path, summarize_prepared
 from repeatlab.errors import RepeatlabError
 
-app = typer.Typer(help="Prepare corpora and build exact repetition mixtures.", no_args_is_help=True)
+app = typer.Typer(help="Prepare corpora and build exact repetition mixtures.", no_args_is_help=True,
+                  cls=OneLineUsageErrors)
 
 
 @app.command()

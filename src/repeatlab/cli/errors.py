@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.markup import escape
 
 from repeatlab.errors import RepeatlabError
@@ -47,6 +48,18 @@ def user_errors(func: F) -> F:
             _fail(str(exc))
 
     return wrapper  # type: ignore[return-value]
+
+
+class OneLineUsageErrors(TyperGroup):
+    """A command group whose commands report a bad option value (``--epochs nan`` to an integer option) or a
+    missing option in one line, as every other bad input is, instead of typer's usage box."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:  # raised while a subcommand parses its arguments
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            _fail(f"{exc.format_message().rstrip('.')}; see '{where} --help'")
 
 
 def _fail(message: str) -> NoReturn:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from repeatlab.cli.common import console, parse_count
-from repeatlab.cli.errors import user_errors
+from repeatlab.cli.errors import OneLineUsageErrors, user_errors
 from repeatlab.config import from_dict, to_dict
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_file, read_json, write_json
@@ -35,7 +35,7 @@ from repeatlab.laws import (
 )
 from repeatlab.laws.identify import tolerance
 
-app = typer.Typer(help="Fit scaling laws to runs and predict losses.", no_args_is_help=True)
+app = typer.Typer(help="Fit scaling laws to runs and predict losses.", no_args_is_help=True, cls=OneLineUsageErrors)
 
 
 class LawForm(enum.StrEnum):

@@ -39,7 +39,7 @@ def models(
             str(row["d_model"]),
             str(row["n_head"]),
             "yes" if row["mlp"] else "no",
-            _human(row["n_params_non_embedding"]),
+            _human(row["n_params_scaling_law"]),
             _human(row["n_params"]),
         )
     console.print(table)

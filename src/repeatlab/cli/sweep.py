@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from repeatlab.cli.common import console
-from repeatlab.cli.errors import user_errors
+from repeatlab.cli.errors import OneLineUsageErrors, user_errors
 from repeatlab.sweeps.results import collect as collect_results
 from repeatlab.sweeps.results import run_rows
 from repeatlab.sweeps.driver import run_sweep
@@ -22,7 +22,7 @@ from repeatlab.io import is_locked, lock_file_of
 from repeatlab.sweeps.state import STATUSES
 
 app = typer.Typer(help="Run grids of training runs (size x repetition x seed) and collect their results.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, cls=OneLineUsageErrors)
 
 GridArg = Annotated[str, typer.Argument(help=f"A grid TOML file or a preset name ({', '.join(preset_names())})")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Replace a grid field, e.g. --set data.source=x.txt")]

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from repeatlab.config import to_dict
+from repeatlab.config import check_seed, to_dict
 from repeatlab.data.prepared import PreparedDataset, load_prepared
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_directory, atomic_save_npy, check_output_dir, output_lock, read_json, write_json
@@ -53,6 +53,7 @@ class MixtureSpec:
             raise RepeatlabError(f"repeated_fraction must be in [0, 1), got {self.repeated_fraction}")
         if self.repeated_epochs < 1:
             raise RepeatlabError(f"repeated_epochs must be at least 1, got {self.repeated_epochs}")
+        check_seed("seed", self.seed)
         if self.unique_tokens is not None:
             if self.unique_tokens <= 0:
                 raise RepeatlabError(f"unique_tokens must be positive, got {self.unique_tokens}")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from repeatlab.config import added_later, to_dict
+from repeatlab.config import added_later, check_seed, to_dict
 from repeatlab.data.classification import TASK_KIND, ClassificationTask, write_classification_dataset
 from repeatlab.data.regression import TASK_KIND as REGRESSION_KIND
 from repeatlab.data.regression import RegressionTask, write_regression_dataset
@@ -90,6 +90,7 @@ class PrepareConfig:
             raise RepeatlabError(f"context must be at least 2 tokens, got {self.context}")
         if not 0.0 < self.test_fraction < 1.0:
             raise RepeatlabError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        check_seed("seed", self.seed)
         if self.tokenizer == "bpe" and not 300 <= self.vocab_size <= 2**32:
             raise RepeatlabError(f"vocab_size must be between 300 and 2^32 for BPE, got {self.vocab_size}")
 
@@ -229,16 +230,10 @@ def tokenizer_source(config: PrepareConfig) -> PreparedDataset | None:
         source = load_prepared(path)
     except ValueError as exc:
         raise RepeatlabError(f"tokenizer_from: {exc}; give a directory written by 'repeatlab data prepare'") from None
-    try:
-        tokenizer = source.tokenizer
-    except (FileNotFoundError, ValueError) as exc:
-        raise RepeatlabError(f"{where} has no usable tokenizer ({exc}); prepare that dataset again") from None
-    kind, vocab_size = source.meta.get("tokenizer"), source.meta.get("vocab_size")
-    if tokenizer.vocab_size != vocab_size or not isinstance(kind, str):  # hand-edited or mixed-up files
-        raise RepeatlabError(
-            f"{where}: {META_FILE} (tokenizer {kind!r}, vocab_size {vocab_size!r}) does not describe its "
-            f"{TOKENIZER_FILE} ({tokenizer.vocab_size} tokens); the dataset is corrupt: prepare it again"
-        )
+    kind, vocab_size = source.meta.get("tokenizer"), source.vocab_size  # load_prepared checked the tokenizer
+    if not isinstance(kind, str):  # a hand-edited meta.json
+        raise RepeatlabError(f"{where}: {META_FILE} names no tokenizer kind ({kind!r}); the dataset is corrupt: "
+                             f"prepare it again")
     defaults = {f.name: f.default for f in fields(PrepareConfig)}
     conflicts = [f"{name}={asked!r}" for name, asked, theirs in
                  (("tokenizer", config.tokenizer, kind), ("vocab_size", config.vocab_size, vocab_size))

@@ -127,7 +127,30 @@ def load_prepared(path: str | Path) -> PreparedDataset:
     dataset = PreparedDataset(path=path, meta=meta)
     for split in ("train", "test"):
         dataset.check_tokens_file(split)  # a stat each: damage is found at load, not inside a later command
+    _check_tokenizer(dataset)
     return dataset
+
+
+def _check_tokenizer(dataset: PreparedDataset) -> None:
+    """Refuse a ``tokenizer.json`` that is missing, does not load, or disagrees with ``meta.json``; loading it
+    here (a few milliseconds; it is cached) finds the damage before a command decodes or exports anything."""
+    file = dataset.path / TOKENIZER_FILE
+    fix = "the prepared dataset is corrupt: run 'repeatlab data prepare' again"
+    if not file.is_file():
+        raise RepeatlabError(f"{file} is missing; {fix}")
+    try:
+        tokenizer = dataset.tokenizer
+    except RepeatlabError as exc:
+        detail = " ".join(str(exc).split())  # tokenizers' own message may span lines
+        if not detail.startswith(str(file)):  # a loaded tokenizer that lacks end-of-text: its fix is not ours
+            detail = f"{file}: {detail.split('; ')[0]}"
+        raise RepeatlabError(f"{detail}; {fix}") from None
+    eot_id = dataset.meta.get("eot_id", tokenizer.eot_id)
+    if tokenizer.vocab_size != dataset.vocab_size or tokenizer.eot_id != eot_id:
+        raise RepeatlabError(
+            f"{file} ({tokenizer.vocab_size} tokens, end-of-text {tokenizer.eot_id}) does not match {META_FILE} "
+            f"(vocab_size {dataset.vocab_size}, eot_id {eot_id}); {fix}"
+        )
 
 
 def _check_meta(file: Path, meta: dict[str, Any]) -> None:

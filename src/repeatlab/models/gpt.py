@@ -116,7 +116,7 @@ class ModelConfig:
         return self.d_model // self.n_head
 
     @property
-    def n_params_non_embedding(self) -> int:
+    def n_params_scaling_law(self) -> int:
         """The scaling-law parameter count N of Kaplan et al. / Hernandez et al.: weight matrices only.
 
         ``12 n_layer d_model^2`` with MLPs (4 D^2 attention + 8 D^2 MLP) and ``4 n_layer d_model^2``
@@ -274,7 +274,7 @@ class GPT(nn.Module):
         """Exact parameter count; ``non_embedding`` leaves out the token and position embeddings (a vector
         model's input and output heads and its position embedding).
 
-        Unlike ``ModelConfig.n_params_non_embedding`` (the 12 L D^2 scaling-law N), this counts biases
+        Unlike ``ModelConfig.n_params_scaling_law`` (the 12 L D^2 scaling-law N), this counts biases
         and LayerNorm parameters. The tied unembedding is counted once, as the token embedding.
         """
         total = sum(p.numel() for p in self.parameters())

@@ -131,7 +131,7 @@ def count_params(config: ModelConfig, *, non_embedding: bool = False) -> int:
 
 
 def list_sizes(vocab_size: int = 50257, context: int = 1024) -> list[dict[str, Any]]:
-    """One row per size: shape, the scaling-law N (``n_params_non_embedding``) and the exact total."""
+    """One row per size: shape, the scaling-law N (``n_params_scaling_law``) and the exact total."""
     rows = []
     for name in SIZES:
         config = model_config(name, vocab_size=vocab_size, context=context)
@@ -143,7 +143,7 @@ def list_sizes(vocab_size: int = 50257, context: int = 1024) -> list[dict[str, A
                 "n_head": config.n_head,
                 "d_head": config.d_head,
                 "mlp": config.mlp,
-                "n_params_non_embedding": config.n_params_non_embedding,
+                "n_params_scaling_law": config.n_params_scaling_law,
                 "n_params": count_params(config),
             }
         )

@@ -24,31 +24,24 @@ class Metric:
     key: str
     """Short name used in column names (``n_eff_<key>``, ``mult_<key>``)."""
     label: str
-    columns: tuple[str, ...]
-    """Results columns that may hold the metric, preferred first (``sweep collect``'s name, then the agreed one)."""
+    column: str
+    """The results column that holds the metric, as ``sweep collect`` names it."""
     higher_is_better: bool = False
 
-    def column(self, frame: pd.DataFrame) -> str | None:
-        """The first of ``columns`` that ``frame`` holds values in."""
-        return next((c for c in self.columns if c in frame and frame[c].notna().any()), None)
 
-
-TEST_LOSS = Metric(key="test", label="test loss", columns=("test_loss",))
-COPYING = Metric(key="copying", label="copying loss", columns=("probe_copying_repeated_copies_loss", "probe_copying_loss"))
-PREFIX_MATCHING = Metric(
-    key="prefix_matching", label="prefix-matching score",
-    columns=("probe_prefix_matching_max", "probe_prefix_matching_top"), higher_is_better=True,
-)
-INDUCTION = Metric(key="induction", label="induction score", columns=("probe_induction_max", "probe_induction_top"),
-                   higher_is_better=True)
+TEST_LOSS = Metric(key="test", label="test loss", column="test_loss")
+COPYING = Metric(key="copying", label="copying loss", column="probe_copying_repeated_copies_loss")
+PREFIX_MATCHING = Metric(key="prefix_matching", label="prefix-matching score", column="probe_prefix_matching_max",
+                         higher_is_better=True)
+INDUCTION = Metric(key="induction", label="induction score", column="probe_induction_max", higher_is_better=True)
 METRICS = (TEST_LOSS, COPYING, PREFIX_MATCHING, INDUCTION)
 
 
 def control_curve(controls: pd.DataFrame, metric: Metric) -> ControlCurve | str:
     """The control curve of ``metric`` over the control runs' table, or a sentence saying why there is none."""
-    column = metric.column(controls)
-    if column is None:
-        return f"the control runs have no {' or '.join(metric.columns)} column"
+    column = metric.column
+    if column not in controls or controls[column].isna().all():
+        return f"the control runs have no {column} values"
     try:
         return invertible_curve(controls["params"], controls[column], metric=column,
                                 higher_is_better=metric.higher_is_better)

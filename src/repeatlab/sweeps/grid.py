@@ -306,10 +306,6 @@ def load_grid(name_or_path: str | Path, *, overrides: dict[str, Any] | None = No
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label} is not valid TOML: {exc}") from None
-    if isinstance(data.get("probes"), dict):
-        # config.from_dict reports a bad key inside an optional table only as "matches none of"; check it
-        # first so the error names the key.
-        from_dict(ProbeConfig, data["probes"], where="probes")
     grid = from_dict(GridConfig, data)
     if overrides:
         grid = override(grid, overrides)

@@ -95,7 +95,7 @@ def _row(sweep: SweepDir, run_id: str, spec: RunSpec, meta: dict[str, Any] | Non
                         mlp=size.mlp)
     row: dict[str, Any] = {
         "run_id": run_id, "status": status, "error": None, "kind": point.kind, "model": point.model,
-        "n_layer": size.n_layer, "d_model": size.d_model, "params": shape.n_params_non_embedding,
+        "n_layer": size.n_layer, "d_model": size.d_model, "params": shape.n_params_scaling_law,
         "params_total": None, "repeated_fraction": point.repeated_fraction, "repeated_fraction_achieved": None,
         "repeated_epochs": point.repeated_epochs, "unique_tokens": point.unique_tokens,
         "total_tokens": point.total_tokens, "seed": point.seed, "test_loss": None, "repeated_loss": None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
-from repeatlab.config import added_later
+from repeatlab.config import added_later, check_seed
 from repeatlab.errors import RepeatlabError
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -197,7 +197,7 @@ class TrainConfig:
         _positive_int("TrainConfig", "n_log_evals", self.n_log_evals, allow_zero=True)
         _positive_int("TrainConfig", "eval_repeated_sequences", self.eval_repeated_sequences, allow_zero=True)
         for name in ("seed", "eval_seed"):
-            _positive_int("TrainConfig", name, getattr(self, name), allow_zero=True)
+            check_seed(f"TrainConfig.{name}", getattr(self, name))
         if self.micro_batch_tokens is not None:
             _positive_int("TrainConfig", "micro_batch_tokens", self.micro_batch_tokens)
             if self.micro_batch_tokens > self.batch_tokens:

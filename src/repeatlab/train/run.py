@@ -280,7 +280,7 @@ def _summary(config: RunConfig, trainer: Trainer, final: dict[str, Any]) -> dict
         "train_time_s": round(p.train_time_s, 3),
         "tokens_per_s": round(p.tokens_seen / p.train_time_s, 1) if p.train_time_s > 0 else None,
         "n_params": trainer.model.n_params(),
-        "n_params_non_embedding": trainer.model.config.n_params_non_embedding,
+        "n_params_non_embedding": trainer.model.config.n_params_scaling_law,  # key kept: runs on disk use it
         "model": config.model,
         "model_config": to_dict(trainer.model.config),
         "mixture": {k: trainer.loader.mixture.manifest.get(k) for k in
