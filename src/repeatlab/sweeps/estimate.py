@@ -3,7 +3,8 @@
 Used to size presets (``repeatlab sweep plan GRID --measure``): for each model size, on each of the grid's
 datasets (its data variants), it trains a short control run with the grid's settings (its probe metrics too)
 and the per-worker thread count, times the training steps, one evaluation and the grid's probes, then adds up
-every run of the grid, with all its evaluations, and shares the total among the workers. It is an estimate: workers running side by side slow each other down a little.
+every run of the grid, with all its evaluations, and shares the total among the workers. It is an estimate:
+workers running side by side slow each other down a little.
 """
 
 from __future__ import annotations

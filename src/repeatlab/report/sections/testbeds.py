@@ -73,7 +73,9 @@ def run_task(record: RunRecord) -> ClassificationTask | None:
     data = spec.get("data") if isinstance(spec, Mapping) else None
     try:
         if isinstance(data, Mapping):
-            return from_dict(ClassificationTask, dict(data.get(TASK_KIND) or {})) if data.get("source") == TASK_KIND else None
+            if data.get("source") != TASK_KIND:
+                return None
+            return from_dict(ClassificationTask, dict(data.get(TASK_KIND) or {}))
         dataset = (record.config or {}).get("dataset")
         meta = read_json(f"{dataset}/meta.json") if isinstance(dataset, str) else {}
         return from_dict(ClassificationTask, meta[TASK_KIND]) if meta.get("task") == TASK_KIND else None
@@ -228,7 +230,8 @@ def phase_diagram_section(an: Analysis) -> Section | None:
             wins = winner(mean_icl, mean_iwl)
             ax.text(j, i, f"ICL {mean_icl:.2f}\nIWL {mean_iwl:.2f}\n{wins}", ha="center", va="center", fontsize=7,
                     color="black" if mean_icl > 0.6 else "white")
-            table.append({"panel": title or "–", "K": str(k), "B": str(b), "runs": str(len(cell)),
+            table.append({**({"panel": title} if len(panels) > 1 else {}), "K": str(k), "B": str(b),
+                          "runs": str(len(cell)),
                           "final ICL accuracy": _spread(icl), "final IWL accuracy": _spread(iwl),
                           "IWL at first occurrences": _spread([r.final(IWL_FIRST_ACCURACY) for r in cell]),
                           "wins": wins})
