@@ -24,11 +24,21 @@ PROBES_FILE = "probes.json"
 GRID_FILE = "grid.toml"
 RESULTS_FILE = "results.parquet"
 RUNS_DIR = "runs"
+DATA_DIR = "data"
+"""The prepared dataset shared by every run of a grid without data variants."""
+MIXTURES_DIR = "mixtures"
+"""Mixtures, one ``<MixtureSpec hash>`` directory each, shared by the runs with that spec."""
 SPEC_FILE = "sweep_run.json"
 """Per run: the grid point and run spec the sweep assigned to it."""
 ERROR_FILE = "error.json"
 ATTEMPTS_FILE = "attempts.jsonl"
 HEARTBEAT_FILE = ".heartbeat"
+
+
+def variant_dir(directory: str, variant: str | None) -> str:
+    """``directory`` (``DATA_DIR``, ``MIXTURES_DIR``) of a grid's data variant: ``data-<variant>`` beside ``data``
+    (a grid's data axis, ``GridConfig.data_variants``); ``directory`` itself for the grid's one dataset."""
+    return directory if variant is None else f"{directory}-{variant}"
 
 # A fine-tuning stage directory (``repeatlab.dynamics.finetune``).
 FINETUNE_FILE = "finetune.json"

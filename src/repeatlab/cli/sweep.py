@@ -19,6 +19,7 @@ from repeatlab.sweeps.driver import run_sweep
 from repeatlab.sweeps.estimate import estimate_sweep
 from repeatlab.sweeps.grid import expand_grid, load_grid, parse_overrides, preset_names
 from repeatlab.io import is_locked, lock_file_of
+from repeatlab.layout import DATA_DIR, variant_dir
 from repeatlab.sweeps.state import STATUSES
 
 app = typer.Typer(help="Run grids of training runs (size x repetition x seed) and collect their results.",
@@ -110,6 +111,9 @@ def plan(
     config = load_grid(grid, overrides=parse_overrides(set_ or []))
     specs = expand_grid(config)
     console.print(f"grid {config.name} ({config.kind}): {len(specs)} runs; presets: {', '.join(preset_names())}")
+    for name, updates in config.data_variants.items():
+        fields = ", ".join(f"{key} = {value!r}" for key, value in updates.items()) or "the [data] task as is"
+        console.print(f"  data variant {name}: {fields} (prepared into {variant_dir(DATA_DIR, name)}/)")
     for spec in specs:
         console.print(f"  {spec.run_id}  {spec.point.label()}")
     if measure:

@@ -18,14 +18,13 @@ from typing import Any, Literal
 import pandas as pd
 
 from repeatlab.config import to_dict
-from repeatlab.data.prepare import prepare_dataset
 from repeatlab.dynamics.finetune import run_finetune_stage
-from repeatlab.data.prepared import META_FILE, load_prepared
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_write_text, check_output_dir, output_lock, write_json
 from repeatlab.sweeps.results import collect
 from repeatlab.sweeps.grid import GridConfig, RunSpec, expand_grid, grid_to_toml
 from repeatlab.sweeps.local import run_local
+from repeatlab.sweeps.prepare import prepare_datasets
 from repeatlab.sweeps.ray_backend import run_ray
 from repeatlab.sweeps.runner import RunOutcome
 from repeatlab.sweeps.state import (
@@ -72,22 +71,6 @@ class SweepResult:
         return sum(o.status == "failed" for o in self.outcomes) + len(self.plan.failed)
 
 
-def prepare_data(grid: GridConfig, sweep: SweepDir, say: Report) -> None:
-    """Prepare ``DIR/data`` once; refuse a directory prepared from a different ``[data]`` table."""
-    if (sweep.data_dir / META_FILE).is_file():
-        stored, asked = load_prepared(sweep.data_dir).meta["config"], to_dict(grid.data)
-        different = sorted(k for k in set(stored) | set(asked) if stored.get(k) != asked.get(k))
-        if different:
-            key = different[0]
-            raise RepeatlabError(
-                f"{sweep.data_dir} was prepared with data.{key} = {stored.get(key)!r} but the grid asks for "
-                f"{asked.get(key)!r}; runs of one sweep directory share their data: use another --out"
-            )
-        return
-    say({"event": "message", "text": f"preparing the dataset in {sweep.data_dir} (once per sweep directory)"})
-    prepare_dataset(grid.data, sweep.data_dir, progress=lambda text: say({"event": "message", "text": text}))
-
-
 def check_sweep_dir(out: Path) -> None:
     """Refuse to write a sweep into a directory that holds other files and is no sweep (no ``grid.toml``)."""
     sweep = SweepDir(out)
@@ -103,7 +86,7 @@ def plan_sweep(grid: GridConfig, out: Path, *, retry_failed: bool = False, say: 
     sweep = SweepDir(Path(out))
     sweep.root.mkdir(parents=True, exist_ok=True)
     text = grid_to_toml(grid)
-    prepare_data(grid, sweep, say)
+    prepare_datasets(grid, sweep, say)
     atomic_write_text(sweep.grid_file, text)
     runs = assign_run_ids(sweep, expand_grid(grid))
     todo, done, failed = [], [], []

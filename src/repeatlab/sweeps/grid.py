@@ -8,8 +8,11 @@ Two kinds of grid:
   seeing ``U * E`` tokens; a control (every token unique) is added at every size, seed and token count,
   and E = 1 points are those controls.
 
-A run is identified by the hash of its resolved ``RunSpec`` (grid point, data, optimiser, training and
-probe settings; not where the sweep directory lives), which names its directory.
+Either kind can also range over datasets: ``[data_variants.<name>]`` tables (``repeatlab.sweeps.variants``) each
+replace fields of a synthetic task, and every grid point is run once per variant on that variant's dataset.
+
+A run is identified by the hash of its resolved ``RunSpec`` (grid point, data variant, data, optimiser, training
+and probe settings; not where the sweep directory lives), which names its directory.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from repeatlab.config import ConfigError, config_hash, from_dict, override, to_dict
+from repeatlab.config import ConfigError, added_later, config_hash, from_dict, override, to_dict
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_utf8
 from repeatlab.data.classification import TASK_KIND
@@ -35,6 +38,7 @@ from repeatlab.models.sizes import SIZES
 from repeatlab.probes.config import ProbeConfig
 from repeatlab.probes.suite import check_lengths
 from repeatlab.sweeps import toml_out
+from repeatlab.sweeps.variants import variant_datasets
 from repeatlab.train.config import OptimConfig, RunConfig, TrainConfig
 
 GridKind = Literal["repeated", "data_constrained"]
@@ -90,7 +94,12 @@ class GridConfig:
     """``repeated`` grids: also train, at every size, seed and f, a control on the (1 - f) T unique tokens alone
     (no repeats, fewer steps), so damage by repetition is told apart from having fewer unique tokens."""
     data: PrepareConfig = field(default_factory=PrepareConfig)
-    """Corpus, tokenizer and context; prepared once into ``DIR/data`` and shared by every run."""
+    """Corpus, tokenizer and context; prepared once into ``DIR/data`` and shared by every run (with
+    ``data_variants``: the base every variant replaces fields of)."""
+    data_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The data axis: named replacements of the fields of ``data``'s synthetic task, e.g.
+    ``[data_variants.K128-B6] n_classes = 128, burstiness = 6`` for ``source = "classification"``. Every grid point
+    runs once per variant, on that variant's dataset (prepared once into ``DIR/data-<name>``); empty: one dataset."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Optimiser settings of every run."""
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -127,6 +136,11 @@ class GridConfig:
                 raise RepeatlabError("grid.total_tokens must be unset for kind = 'data_constrained' (each run sees U * E tokens)")
             if self.repeated_fractions:
                 raise RepeatlabError("grid.repeated_fractions is for kind = 'repeated'; a data-constrained grid uses unique_tokens")
+        for name in self.data_variants:
+            if not _NAME.match(name):
+                raise RepeatlabError(f"grid.data_variants: {name!r} must be letters, digits and _.- (it names a "
+                                     "directory)")
+        variant_datasets(self.data, self.data_variants)  # a bad variant is refused when the grid loads
         if self.train.seed != 0:
             raise RepeatlabError(f"grid.train.seed must be left unset (got {self.train.seed}); list the seeds in grid.seeds")
         for size, updates in self.size_overrides.items():
@@ -139,6 +153,13 @@ class GridConfig:
                 check_lengths(self.probes, model_context=self.data.context, data_context=self.data.context)
             except ValueError as exc:
                 raise RepeatlabError(f"grid.probes: {exc} (data.context = {self.data.context})") from None
+
+    @property
+    def datasets(self) -> dict[str | None, PrepareConfig]:
+        """The data of each variant by name, or ``{None: data}`` for a grid with one dataset."""
+        if not self.data_variants:
+            return {None: self.data}
+        return {name: data for name, data in variant_datasets(self.data, self.data_variants).items()}
 
 
 def _is_int(value: object) -> bool:
@@ -195,6 +216,9 @@ class RunPoint:
     """U of a data-constrained run; ``None`` otherwise."""
     seed: int = 0
     """Seed of the mixture and of the model initialisation."""
+    data_variant: str | None = added_later(None)
+    """Name of the data variant the run trains on (``GridConfig.data_variants``); ``None`` for a grid with one
+    dataset."""
 
     def mixture_spec(self) -> MixtureSpec:
         return MixtureSpec(
@@ -213,7 +237,8 @@ class RunPoint:
             what = f"U={self.unique_tokens:,} E={self.repeated_epochs}"
         else:
             what = "control"
-        return f"{self.model} {what} T={self.total_tokens:,} seed={self.seed}"
+        data = "" if self.data_variant is None else f" data={self.data_variant}"
+        return f"{self.model} {what} T={self.total_tokens:,} seed={self.seed}{data}"
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -269,14 +294,15 @@ def grid_points(grid: GridConfig) -> list[RunPoint]:
 
 
 def expand_grid(grid: GridConfig) -> list[RunSpec]:
-    """One ``RunSpec`` per run, in dispatch order, without duplicates."""
+    """One ``RunSpec`` per run, in dispatch order (each data variant's runs together), without duplicates."""
     specs: dict[str, RunSpec] = {}
-    for point in grid_points(grid):
-        training = _training_for(grid.optim, grid.train, grid.size_overrides.get(point.model, {}),
-                                 where=f"size_overrides.{point.model}")
-        spec = RunSpec(point=point, data=grid.data, optim=training.optim,
-                       train=replace(training.train, seed=point.seed), probes=grid.probes)
-        specs.setdefault(spec.run_id, spec)
+    for variant, data in grid.datasets.items():
+        for point in grid_points(grid):
+            training = _training_for(grid.optim, grid.train, grid.size_overrides.get(point.model, {}),
+                                     where=f"size_overrides.{point.model}")
+            spec = RunSpec(point=replace(point, data_variant=variant), data=data, optim=training.optim,
+                           train=replace(training.train, seed=point.seed), probes=grid.probes)
+            specs.setdefault(spec.run_id, spec)
     return list(specs.values())
 
 

@@ -44,7 +44,7 @@ COLUMNS = (
     "test_loss", "repeated_loss", "train_loss", "wall_time_s",
 )
 """The agreed leading columns, in order; extra run facts, ``probe_*`` and law columns follow."""
-EXTRA_COLUMNS = ("label", "tokens", "steps", "tokens_per_s", "unique_tokens_achieved", "device")
+EXTRA_COLUMNS = ("label", "tokens", "steps", "tokens_per_s", "unique_tokens_achieved", "device", "data_variant")
 LAW_METRICS: dict[str, tuple[str, bool]] = {
     "test": ("test_loss", False),
     "copying": ("probe_copying_repeated_copies_loss", False),
@@ -100,11 +100,11 @@ def _row(sweep: SweepDir, run_id: str, spec: RunSpec, meta: dict[str, Any] | Non
         "repeated_epochs": point.repeated_epochs, "unique_tokens": point.unique_tokens,
         "total_tokens": point.total_tokens, "seed": point.seed, "test_loss": None, "repeated_loss": None,
         "train_loss": None, "wall_time_s": None, "label": point.label(), "tokens": None, "steps": None,
-        "tokens_per_s": None, "unique_tokens_achieved": None, "device": None,
+        "tokens_per_s": None, "unique_tokens_achieved": None, "device": None, "data_variant": point.data_variant,
     }
     if meta is not None:
         row["params_total"] = _params_total(point.model, int(meta["vocab_size"]), int(meta["context"]))
-    manifest_file = sweep.mixture_dir(point.mixture_spec()) / MANIFEST_FILE
+    manifest_file = sweep.mixture_dir(point.mixture_spec(), point.data_variant) / MANIFEST_FILE
     if manifest_file.is_file():
         manifest = read_json(manifest_file)
         row["repeated_fraction_achieved"] = manifest["repeated_fraction"]
@@ -177,5 +177,5 @@ def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for name in out.columns:
         if out[name].dtype == object and out[name].map(lambda v: v is None or (isinstance(v, float) and math.isnan(v))).all():
-            out[name] = out[name].astype(float) if name not in ("error", "device") else out[name].astype("string")
+            out[name] = out[name].astype(float) if name not in ("error", "device", "data_variant") else out[name].astype("string")
     return out

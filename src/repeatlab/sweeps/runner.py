@@ -70,7 +70,7 @@ def execute_run(sweep_root: str | Path, run_id: str, *, threads: int | None = No
         with heartbeat(run_dir):
             stage = "setup"
             try:
-                config = spec.run_config(sweep.data_dir, ensure_mixture(sweep, spec))
+                config = spec.run_config(sweep.dataset_dir(spec.point.data_variant), ensure_mixture(sweep, spec))
                 write_run_config(run_dir, config)
                 stage = "train"
                 train_with_probes(config, run_dir)
@@ -103,14 +103,14 @@ def _done(run_id: str, run_dir: Path, seconds: float) -> RunOutcome:
 
 
 def ensure_mixture(sweep: SweepDir, spec: RunSpec) -> Path:
-    """The run's mixture directory, built once under a lock (runs with the same spec share it)."""
-    mixture_spec = spec.point.mixture_spec()
-    out = sweep.mixture_dir(mixture_spec)
+    """The run's mixture directory, built once under a lock (runs with the same spec and data variant share it)."""
+    mixture_spec, variant = spec.point.mixture_spec(), spec.point.data_variant
+    out = sweep.mixture_dir(mixture_spec, variant)
     if (out / MANIFEST_FILE).is_file():
         return out
     with output_lock(out, wait=True):
         if not (out / MANIFEST_FILE).is_file():
-            make_mixture(sweep.data_dir, mixture_spec, out)
+            make_mixture(sweep.dataset_dir(variant), mixture_spec, out)
     return out
 
 

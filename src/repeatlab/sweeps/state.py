@@ -5,6 +5,8 @@ Sweep directory layout::
     grid.toml                 the resolved grid (``status`` and ``collect`` need only the directory)
     data/                     the prepared dataset, shared by every run
     mixtures/<hash>/          mixtures, shared by runs with the same MixtureSpec
+    data-<variant>/           with data variants (``GridConfig.data_variants``): each variant's dataset,
+    mixtures-<variant>/<hash>/  and its mixtures, instead of data/ and mixtures/
     runs/<run_id>/            one run: the trainer's files (config.json, metrics.jsonl, checkpoints/,
                               model.safetensors, summary.json) plus
                                 sweep_run.json   the RunSpec (grid point, settings) of the run
@@ -40,14 +42,17 @@ from repeatlab.data.mixture import MixtureSpec
 from repeatlab.io import append_jsonl, atomic_write_text, is_locked, lock_file_of, read_json
 from repeatlab.layout import (
     ATTEMPTS_FILE,
+    DATA_DIR,
     ERROR_FILE,
     GRID_FILE,
     HEARTBEAT_FILE,
+    MIXTURES_DIR,
     PROBES_FILE,
     RESULTS_FILE,
     RUNS_DIR,
     SPEC_FILE,
     SUMMARY_FILE,
+    variant_dir,
 )
 from repeatlab.sweeps.grid import RunSpec
 
@@ -72,7 +77,11 @@ class SweepDir:
 
     @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        return self.dataset_dir(None)
+
+    def dataset_dir(self, variant: str | None) -> Path:
+        """The prepared dataset of data variant ``variant`` (``None``: the grid's one dataset, ``data/``)."""
+        return self.root / variant_dir(DATA_DIR, variant)
 
     @property
     def runs_dir(self) -> Path:
@@ -85,8 +94,10 @@ class SweepDir:
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 
-    def mixture_dir(self, spec: MixtureSpec) -> Path:
-        return self.root / "mixtures" / config_hash(spec)
+    def mixture_dir(self, spec: MixtureSpec, variant: str | None = None) -> Path:
+        """Where the mixture ``spec`` over data variant ``variant``'s dataset lives (a mixture's sequence ids
+        index one dataset, so each variant has its own)."""
+        return self.root / variant_dir(MIXTURES_DIR, variant) / config_hash(spec)
 
     def run_ids(self) -> list[str]:
         """Ids of every run directory holding a ``sweep_run.json``, sorted."""

@@ -20,6 +20,7 @@ from repeatlab.report.sections.heads import heads_section
 from repeatlab.report.sections.overview import overview_section
 from repeatlab.report.sections.paired import paired_section
 from repeatlab.report.sections.scaling import data_constrained_section, scaling_section
+from repeatlab.report.sections.testbeds import TESTBED_SECTIONS, classification_curves_section
 
 SectionBuilder = Callable[[Analysis], Section | None]
 
@@ -30,6 +31,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     heatmap_section,
     curves_section,
     *DYNAMICS_SECTIONS,
+    *TESTBED_SECTIONS,
     damage_section,
     paired_section,
     heads_section,
@@ -43,6 +45,7 @@ RUN_SECTIONS: tuple[SectionBuilder, ...] = (
     findings_section,
     curves_section,
     probe_curves_section,
+    classification_curves_section,
     heads_section,
     samples_section,
 )

@@ -35,6 +35,10 @@ from repeatlab.report.plotting import encode, grid_shape, new_figure, style
 
 ICL_ACCURACY = "classification.icl_accuracy"
 """In-context accuracy on the in-context classification task (``train.probe_metrics = ["classification"]``)."""
+IWL_ACCURACY = "classification.iwl_accuracy"
+"""In-weights accuracy on the task's ``iwl`` set (the query's class absent from the context)."""
+IWL_FIRST_ACCURACY = "classification.iwl_first_accuracy"
+"""In-weights accuracy at each class's first occurrence in test sequences (in distribution)."""
 CURVE_METRICS = (ICL_ACCURACY, "induction.max", "prefix_matching.max", "previous_token.max", "icl.score")
 """Probe columns of ``metrics.jsonl`` the curves section draws, the first one present being the main one (ICL
 accuracy exists only on the in-context classification task, where it is the measure of in-context learning)."""
@@ -259,5 +263,5 @@ def _pretraining(row: dict[str, Any]) -> str:
 DYNAMICS_SECTIONS = (probe_curves_section, ood_section, finetune_section)
 """The builders of this module, in page order (after the learning curves)."""
 
-__all__ = ["CURVE_METRICS", "DYNAMICS_SECTIONS", "FINETUNE_FILE", "ICL_ACCURACY", "finetune_section", "ood_section",
-           "ood_table", "phase_change", "probe_curves_section", "read_finetune"]
+__all__ = ["CURVE_METRICS", "DYNAMICS_SECTIONS", "FINETUNE_FILE", "ICL_ACCURACY", "IWL_ACCURACY", "IWL_FIRST_ACCURACY",
+           "finetune_section", "ood_section", "ood_table", "phase_change", "probe_curves_section", "read_finetune"]
