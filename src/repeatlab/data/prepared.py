@@ -127,7 +127,8 @@ def load_prepared(path: str | Path) -> PreparedDataset:
     dataset = PreparedDataset(path=path, meta=meta)
     for split in ("train", "test"):
         dataset.check_tokens_file(split)  # a stat each: damage is found at load, not inside a later command
-    _check_tokenizer(dataset)
+    if dataset.d_vector is None:  # a vector dataset has no tokenizer
+        _check_tokenizer(dataset)
     return dataset
 
 
