@@ -22,7 +22,7 @@ The protocol (fixed before any run of the grid was trained; docs/testbeds.md has
 
     python experiments/regression_gd.py runs/regression tune        # 9 runs
     python experiments/regression_gd.py runs/regression grid        # 12 runs, then the tables
-    python experiments/regression_gd.py runs/regression repetition  # 48 runs
+    python experiments/regression_gd.py runs/regression repetition  # 40 runs
     python experiments/regression_gd.py runs/regression table --figure docs/testbeds-regression.png
 
 Runs are one thread each, two side by side; finished runs are reused, so a killed command resumes.
