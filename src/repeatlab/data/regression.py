@@ -19,15 +19,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from repeatlab.data.prepared import META_FILE, PreparedDataset
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_directory, write_json
+
+if TYPE_CHECKING:  # torch only where the rows become tensors: the report reads datasets without it
+    from torch import Tensor
 
 TASK_KIND = "regression"
 """``meta.json``'s ``task`` for a dataset written here, and the ``PrepareConfig.source`` that writes one."""
@@ -91,6 +92,8 @@ def vector_inputs(rows: Tensor) -> Tensor:
 
 def vector_targets(rows: Tensor) -> Tensor:
     """``[b, context]`` targets: the query's ``y`` at the query's position, NaN (no loss) everywhere else."""
+    import torch
+
     targets = torch.full(rows.shape[:2], float("nan"), dtype=rows.dtype)
     targets[:, -1] = rows[:, -1, -1]
     return targets
