@@ -29,9 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer, models
 import torch
 import torch.nn.functional as F
 
+from repeatlab.data.prepared import TOKENIZER_FILE
+from repeatlab.data.tokens import EOT, TextTokenizer
 from repeatlab.data.mixture import MixtureSpec, load_mixture, make_mixture
 from repeatlab.data.prepared import load_prepared
 from repeatlab.io import write_json
@@ -111,6 +114,11 @@ def synthetic_data(root: Path, *, vocab: int, context: int, n_tokens: int) -> tu
         counts[split] = {"n_tokens": n, "n_sequences": (n - 1) // context, "n_documents": 1, "n_chars": n}
     write_json(dataset / "meta.json", {"kind": "prepared", "source": "synthetic", "vocab_size": vocab,
                                        "dtype": np.dtype(dtype).name, "context": context, "seed": 0, **counts})
+    # load_prepared checks the tokenizer against meta.json: word-level ids 0 .. vocab - 2, end-of-text last.
+    words = Tokenizer(models.WordLevel(vocab={**{f"t{i}": i for i in range(vocab - 1)}, EOT: vocab - 1},
+                                       unk_token=EOT))
+    words.add_special_tokens([EOT])
+    TextTokenizer(words).save(dataset / TOKENIZER_FILE)
     mixture = root / "mixture"
     n_seq = (n_tokens - 1) // context
     make_mixture(dataset, MixtureSpec(total_tokens=n_seq * context), mixture, overwrite=True)
