@@ -36,12 +36,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from repeatlab.data.mixture import MixtureSpec, make_mixture, unique_control_tokens
-from repeatlab.data.regression import RegressionTask, regression_task, tuning_sequences, write_regression_dataset
+from repeatlab.data.regression import RegressionTask, write_regression_dataset
 from repeatlab.dynamics import train_with_probes
-from repeatlab.probes.regression import compare_to_gd, regression_inputs, tune_gd_lr
+from repeatlab.probes.regression import compare_to_gd, regression_inputs
 from repeatlab.train import OptimConfig, RunConfig, TrainConfig
 from repeatlab.train.run import load_run
 
@@ -121,16 +120,14 @@ def spread(values: pd.Series, digits: int = 3) -> str:
 def headline(root: Path) -> pd.DataFrame:
     """Every clean run against 1, 2 and 3 GD steps on the held-out sequences."""
     dataset = load_run(root / "runs" / run_name(SIZES[0], "clean", 0, tuned_lr(root, SIZES[0]))).dataset
-    tuning = torch.from_numpy(tuning_sequences(regression_task(dataset), 4_096))
-    rows_for = {k: regression_inputs(dataset, n_sequences=TEST_SEQUENCES, seed=0, n_steps=k) for k in GD_STEPS}
-    lrs = {k: tune_gd_lr(tuning, k) for k in GD_STEPS}
+    inputs = {k: regression_inputs(dataset, n_sequences=TEST_SEQUENCES, seed=0, n_steps=k) for k in GD_STEPS}
     rows = []
     for size in SIZES:
         lr = tuned_lr(root, size)
         for seed in SEEDS:
             model = load_run(root / "runs" / run_name(size, "clean", seed, lr)).model
             for k in GD_STEPS:
-                gd = compare_to_gd(model, rows_for[k].rows, gd_lr=lrs[k], n_steps=k)
+                gd = compare_to_gd(model, inputs[k].rows, gd_lr=inputs[k].gd_lr, n_steps=k)
                 rows.append({"size": size, "seed": seed, **vars(gd)})
     return pd.DataFrame(rows)
 

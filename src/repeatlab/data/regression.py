@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from repeatlab.config import check_seed
 from repeatlab.data.prepared import META_FILE, PreparedDataset
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_directory, write_json
@@ -61,8 +62,7 @@ class RegressionTask:
                 raise RepeatlabError(f"RegressionTask.{name} must be a positive integer, got {value!r}")
         if not (isinstance(self.noise_std, (int, float)) and 0.0 <= self.noise_std < float("inf")):
             raise RepeatlabError(f"RegressionTask.noise_std must be a finite number >= 0, got {self.noise_std!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise RepeatlabError(f"RegressionTask.seed must be a non-negative integer, got {self.seed!r}")
+        check_seed("RegressionTask.seed", self.seed)
 
     @property
     def context(self) -> int:
