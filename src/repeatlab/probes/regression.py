@@ -107,9 +107,22 @@ def _sensitivities(predict: Callable[[Tensor], Tensor], inputs: Tensor) -> Tenso
     return grad[:, -1, :-1]  # [n, d]
 
 
-def compare_to_gd(model: GPT, rows: Tensor, *, gd_lr: float, n_steps: int = 1) -> GDComparison:
-    """``model`` against ``n_steps`` of GD with step size ``gd_lr`` (``tune_gd_lr`` on other sequences) on the
-    held-out ``rows [n, N + 1, d + 1]``; in eval mode, on the model's device."""
+@dataclass(frozen=True)
+class PredictorMatch:
+    """A model against a reference predictor on the same held-out queries (the numbers of ``GDComparison``)."""
+
+    model_loss: float
+    reference_loss: float
+    loss_ratio: float
+    prediction_cosine: float
+    prediction_difference: float
+    sensitivity_cosine: float
+
+
+def match_predictor(model: GPT, rows: Tensor, reference: Callable[[Tensor], Tensor]) -> PredictorMatch:
+    """``model`` against ``reference`` (inputs ``[n, N + 1, d + 1]`` -> predictions ``[n]``, differentiable in the
+    inputs) on the held-out ``rows``: loss ratio, prediction and sensitivity cosines; in eval mode, on the model's
+    device."""
     device = next(model.parameters()).device
     rows = rows.to(device=device, dtype=torch.float32)
     inputs, targets = vector_inputs(rows), rows[:, -1, -1]
@@ -122,23 +135,37 @@ def compare_to_gd(model: GPT, rows: Tensor, *, gd_lr: float, n_steps: int = 1) -
     finally:
         model.train(was_training)
     with torch.no_grad():
-        gd = gd_predictions(inputs, gd_lr, n_steps)  # [n]
-        least_squares = least_squares_predictions(inputs)  # [n]
-    gd_sensitivity = _sensitivities(lambda batch: gd_predictions(batch, gd_lr, n_steps), inputs)  # [n, d]
-    gd_loss = half_mse(gd, targets)
-    model_loss = half_mse(predicted, targets)
+        expected = reference(inputs)  # [n]
+    reference_sensitivity = _sensitivities(reference, inputs)  # [n, d]
+    model_loss, reference_loss = half_mse(predicted, targets), half_mse(expected, targets)
     cosine = torch.nn.functional.cosine_similarity
+    return PredictorMatch(
+        model_loss=model_loss,
+        reference_loss=reference_loss,
+        loss_ratio=model_loss / reference_loss,
+        prediction_cosine=float(cosine(predicted.double(), expected.double(), dim=0)),
+        prediction_difference=float((predicted.double() - expected.double()).norm() / expected.double().norm()),
+        sensitivity_cosine=float(cosine(model_sensitivity.double(), reference_sensitivity.double(), dim=1).mean()),
+    )
+
+
+def compare_to_gd(model: GPT, rows: Tensor, *, gd_lr: float, n_steps: int = 1) -> GDComparison:
+    """``model`` against ``n_steps`` of GD with step size ``gd_lr`` (``tune_gd_lr`` on other sequences) on the
+    held-out ``rows [n, N + 1, d + 1]``; in eval mode, on the model's device."""
+    match = match_predictor(model, rows, lambda batch: gd_predictions(batch, gd_lr, n_steps))
+    inputs = vector_inputs(rows.to(dtype=torch.float32))
+    targets = rows[:, -1, -1]
     return GDComparison(
         n_steps=n_steps,
         gd_lr=gd_lr,
-        model_loss=model_loss,
-        gd_loss=gd_loss,
-        least_squares_loss=half_mse(least_squares, targets),
+        model_loss=match.model_loss,
+        gd_loss=match.reference_loss,
+        least_squares_loss=half_mse(least_squares_predictions(inputs), targets),
         zero_loss=half_mse(torch.zeros_like(targets), targets),
-        loss_ratio=model_loss / gd_loss,
-        prediction_cosine=float(cosine(predicted.double(), gd.double(), dim=0)),
-        prediction_difference=float((predicted.double() - gd.double()).norm() / gd.double().norm()),
-        sensitivity_cosine=float(cosine(model_sensitivity.double(), gd_sensitivity.double(), dim=1).mean()),
+        loss_ratio=match.loss_ratio,
+        prediction_cosine=match.prediction_cosine,
+        prediction_difference=match.prediction_difference,
+        sensitivity_cosine=match.sensitivity_cosine,
     )
 
 
@@ -162,5 +189,5 @@ def regression_inputs(dataset: PreparedDataset, *, n_sequences: int, seed: int, 
     return RegressionInputs(rows=rows, gd_lr=gd_lr, n_steps=n_steps)
 
 
-__all__ = ["RegressionInputs", "regression_inputs", "GDComparison", "compare_to_gd", "gd_predictions", "half_mse", "least_squares_predictions",
-           "model_predictions", "tune_gd_lr"]
+__all__ = ["GDComparison", "PredictorMatch", "RegressionInputs", "compare_to_gd", "gd_predictions", "half_mse",
+           "least_squares_predictions", "match_predictor", "model_predictions", "regression_inputs", "tune_gd_lr"]

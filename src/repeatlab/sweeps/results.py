@@ -103,7 +103,9 @@ def _row(sweep: SweepDir, run_id: str, spec: RunSpec, meta: dict[str, Any] | Non
         "tokens_per_s": None, "unique_tokens_achieved": None, "device": None, "data_variant": point.data_variant,
     }
     if meta is not None:
-        row["params_total"] = _params_total(point.model, int(meta["vocab_size"]), int(meta["context"]))
+        d_vector = meta.get("d_vector")  # vector data (in-context regression) has no vocabulary
+        row["params_total"] = _params_total(point.model, int(meta["vocab_size"]), int(meta["context"]),
+                                            None if d_vector is None else int(d_vector))
     manifest_file = sweep.mixture_dir(point.mixture_spec(), point.data_variant) / MANIFEST_FILE
     if manifest_file.is_file():
         manifest = read_json(manifest_file)
@@ -127,8 +129,8 @@ def _row(sweep: SweepDir, run_id: str, spec: RunSpec, meta: dict[str, Any] | Non
 
 
 @functools.lru_cache(maxsize=256)
-def _params_total(size: str, vocab_size: int, context: int) -> int:
-    return count_params(model_config(size, vocab_size=vocab_size, context=context))
+def _params_total(size: str, vocab_size: int, context: int, d_vector: int | None) -> int:
+    return count_params(model_config(size, vocab_size=vocab_size, context=context, d_vector=d_vector))
 
 
 def add_law_columns(frame: pd.DataFrame) -> pd.DataFrame:

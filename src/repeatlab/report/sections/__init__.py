@@ -19,6 +19,7 @@ from repeatlab.report.sections.findings import findings_section
 from repeatlab.report.sections.heads import heads_section
 from repeatlab.report.sections.overview import overview_section
 from repeatlab.report.sections.paired import paired_section
+from repeatlab.report.sections.regression import regression_section
 from repeatlab.report.sections.scaling import data_constrained_section, scaling_section
 from repeatlab.report.sections.testbeds import TESTBED_SECTIONS, classification_curves_section
 
@@ -32,6 +33,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     curves_section,
     *DYNAMICS_SECTIONS,
     *TESTBED_SECTIONS,
+    regression_section,
     damage_section,
     paired_section,
     heads_section,
@@ -46,6 +48,7 @@ RUN_SECTIONS: tuple[SectionBuilder, ...] = (
     curves_section,
     probe_curves_section,
     classification_curves_section,
+    regression_section,
     heads_section,
     samples_section,
 )
