@@ -184,7 +184,8 @@ def _check_sources(
     from_dataset = needs & DATASET_INPUTS
     if dataset is None and from_dataset:
         names = sorted(name for name in config.probes if set(PROBES[name].needs) & from_dataset)
-        raise RepeatlabError(f"the {', '.join(names)} probe(s) need the run's prepared dataset")
+        raise RepeatlabError(f"the {', '.join(names)} probe{' needs' if len(names) == 1 else 's need'} the run's "
+                             f"prepared dataset")
     if dataset is not None and vocab_size is not None:
         if dataset.vocab_size != vocab_size:
             raise RepeatlabError(f"the dataset's vocabulary ({dataset.vocab_size}) differs from the model's ({vocab_size})")

@@ -153,13 +153,16 @@ def measure(
     ``so_far`` holds what the probes before it in registry order measured (ablation reuses the induction scores
     and the ICL and copying baselines). The step evaluators of ``repeatlab.dynamics`` call this too.
     """
-    if name not in _MEASURES:
-        raise RepeatlabError(f"the {name} probe runs only during training (train.probe_metrics), not in run_probes")
     return _MEASURES[name](model, inputs, config, so_far or {})
 
 
 def _for_model(model: GPT, config: ProbeConfig) -> ProbeConfig:
-    """``config``, its default probes replaced by a vector model's; refuses probes that read the other kind."""
+    """``config``, its default probes replaced by a vector model's; refuses probes that read the other kind and
+    probes that run only during training."""
+    training_only = [name for name in config.probes if not PROBES[name].checkpoint]
+    if training_only:
+        raise RepeatlabError(f"the {', '.join(training_only)} probe runs only during training (train.probe_metrics "
+                             f"= {training_only}); leave it out of the probes of run_probes")
     if model.vectors and config.probes == TOKEN_PROBES:
         return replace(config, probes=VECTOR_PROBES)
     wrong = sorted(name for name in config.probes if PROBES[name].vectors != model.vectors)
