@@ -14,8 +14,8 @@ from repeatlab.dynamics import curve_probe_config, head_metrics, probe_evaluator
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
 from repeatlab.models.weights import load_model
-from repeatlab.probes import ProbeConfig, run_probes
-from repeatlab.train import TrainConfig, train
+from repeatlab.probes import run_probes
+from repeatlab.train import train
 
 from .conftest import tiny_config
 
@@ -122,9 +122,3 @@ def test_the_last_point_of_each_curve_is_the_probe_suite_score(text_data: Path, 
         assert {k: v for k, v in final.items() if k.startswith(f"{name}.")} == head_metrics(name, results.head_scores[name])
     assert results.icl is not None
     assert (final["icl.score"], final["icl.loss_late"]) == (results.icl.score, results.icl.loss_late)
-
-
-def test_defaults_of_curves_and_probe_suite_agree() -> None:
-    """With default settings the curves and ``probes.json`` draw the same number of induction sequences."""
-    assert TrainConfig().probe_sequences == ProbeConfig().n_random_sequences
-    assert TrainConfig().eval_seed == ProbeConfig().seed

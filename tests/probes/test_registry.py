@@ -53,3 +53,13 @@ def test_training_only_probes_are_refused_by_the_suite(prepared: PreparedDataset
                             mlp=False))
     with pytest.raises(RepeatlabError, match="classification probe runs only during training"):
         run_probes(model, prepared, None, ProbeConfig(probes=("classification",)))
+
+
+def test_fewer_sequences_are_the_first_rows_of_more(prepared: PreparedDataset) -> None:
+    """A curve's default 32 induction sequences are the first 32 of ``probes.json``'s default 64."""
+    def induction(n: int) -> torch.Tensor:
+        config = ProbeConfig(probes=("induction",), n_random_sequences=n)
+        inputs = build_inputs(config, model_context=prepared.context, vocab_size=prepared.vocab_size, dataset=prepared)
+        return inputs.random_tokens["induction"]
+
+    assert torch.equal(induction(64)[:32], induction(32))

@@ -23,10 +23,11 @@ class ProbeConfig:
     """Full-context sequences per forward pass; shorter probe sequences are batched to as many tokens."""
     start_token: int | None = None
     """Token that starts the synthetic sequences; ``None`` uses the dataset's end-of-text token."""
-    n_random_sequences: int = 32
-    """Random-token sequences for the induction and prefix-matching scores. 32, as ``train.probe_sequences``, so
-    the last point of an induction curve is the ``probes.json`` score of the same weights (the shipped presets
-    already set 32; it was 64)."""
+    n_random_sequences: int = 64
+    """Random-token sequences for the induction and prefix-matching scores. A curve during training draws
+    ``train.probe_sequences`` (32) of the same stream, i.e. the first rows of these; with equal counts the last
+    point of a curve is this score (the shipped CPU presets set both to 32). The default stays 64 because a
+    sweep's run ids hash its ``ProbeConfig``."""
     induction_tokens: int = 50
     """Random tokens in each half of an induction sequence (start token + 2 x this)."""
     prefix_matching_tokens: int = 25

@@ -30,7 +30,7 @@ from repeatlab.probes.config import ProbeConfig
 from repeatlab.probes.heads import check_context
 from repeatlab.probes.icl import choose_paragraphs, icl_positions
 from repeatlab.probes.regression import RegressionInputs, regression_inputs
-from repeatlab.probes.registry import PROBES, TOKEN_SEQUENCES, InputKind, needs_of
+from repeatlab.probes.registry import PROBES, START_TOKEN_INPUTS, InputKind, needs_of
 from repeatlab.probes.sequences import MAX_FREQUENCY_TOKENS, candidate_tokens, repeated_random_tokens, token_frequencies
 
 PAIR_ROWS = "test"
@@ -85,16 +85,13 @@ def build_inputs(
     check_lengths(config, model_context=model_context, data_context=dataset.context if dataset else None)
     out: dict[str, Any] = {"record": {}}
     record = out["record"]
-    if needs & TOKEN_SEQUENCES:
-        if vocab_size is None:
-            raise RepeatlabError("the induction, prefix_matching, copying and ablation probes read tokens and this "
-                                 "is a vector model (in-context regression)")
+    if vocab_size is not None and needs & START_TOKEN_INPUTS:
         start = config.start_token if config.start_token is not None else end_of_text(dataset)
         if not 0 <= start < vocab_size:
             raise RepeatlabError(f"start token {start} is outside the model's vocabulary of {vocab_size}")
         out["start_token"] = record["start_token"] = start
-    if needs & {"induction_tokens", "prefix_matching_tokens"}:
-        out["random_tokens"] = _random_tokens(config, needs, dataset, vocab_size, out["start_token"], record)
+        if needs & {"induction_tokens", "prefix_matching_tokens"}:
+            out["random_tokens"] = _random_tokens(config, needs, dataset, vocab_size, start, record)
     if dataset is None:
         return ProbeInputs(**out)
     if "test_rows" in needs:
@@ -181,6 +178,10 @@ def _check_sources(
     config: ProbeConfig, needs: frozenset[InputKind], dataset: PreparedDataset | None, mixture: Mixture | None,
     model_context: int, vocab_size: int | None,
 ) -> None:
+    if vocab_size is None and needs & START_TOKEN_INPUTS:
+        names = [name for name in config.probes if set(PROBES[name].needs) & START_TOKEN_INPUTS]
+        raise RepeatlabError(f"the {', '.join(names)} probe(s) read tokens and this is a vector model "
+                             f"(in-context regression)")
     from_dataset = needs & DATASET_INPUTS
     if dataset is None and from_dataset:
         names = sorted(name for name in config.probes if set(PROBES[name].needs) & from_dataset)

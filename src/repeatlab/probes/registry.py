@@ -2,8 +2,10 @@
 
 ``run_probes`` (a checkpoint, ``probes.json``) and the step evaluators of ``repeatlab.dynamics`` (curves during
 training) both select probes here and hand the union of their needs to ``probes.inputs.build_inputs``, so the
-two score the same sequences for the same settings. Adding a probe is one entry here, its measurement in
-``probes.suite`` (and, for a curve, its metrics in ``dynamics.evaluators``).
+two score the same sequences for the same settings. Adding a probe is its measurement (a function of its own
+module), one entry here and in ``ProbeName``, and its ``measure`` and ``ProbeResults`` field in ``probes.suite``;
+a curve adds its metric names to ``dynamics.evaluators`` and to ``repeatlab.train.config.PROBE_METRICS`` (the
+train layer sits below this one; a test keeps the two lists equal).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ InputKind = Literal["induction_tokens", "prefix_matching_tokens", "test_rows", "
 """What ``build_inputs`` can draw: random-token sequences of the induction or prefix-matching length (after the
 start token), a dataset's held-out test rows, copying paragraphs from them, memorisation samples of the training
 pool and the test split, a classification dataset's evaluation sets, and a regression dataset's test contexts."""
-TOKEN_SEQUENCES: frozenset[InputKind] = frozenset({"induction_tokens", "prefix_matching_tokens", "paragraphs"})
-"""Inputs that begin with (or are fed after) the start token."""
+START_TOKEN_INPUTS: frozenset[InputKind] = frozenset({"induction_tokens", "prefix_matching_tokens", "paragraphs"})
+"""Inputs that use the start token (the random sequences begin with it, the copying paragraphs follow it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,5 +85,5 @@ def probes_of_metrics(metrics: Iterable[str]) -> tuple[ProbeName, ...]:
     return tuple(name for name, p in PROBES.items() if wanted & set(p.metrics))  # type: ignore[misc]
 
 
-__all__ = ["PROBES", "PROBE_NAMES", "TOKEN_PROBES", "TOKEN_SEQUENCES", "TRAINING_METRICS", "VECTOR_PROBES",
+__all__ = ["PROBES", "PROBE_NAMES", "TOKEN_PROBES", "START_TOKEN_INPUTS", "TRAINING_METRICS", "VECTOR_PROBES",
            "InputKind", "Probe", "ProbeName", "needs_of", "probes_of_metrics"]
