@@ -76,12 +76,6 @@ def curve_probe_config(config: RunConfig, context: int) -> ProbeConfig:
                    **lengths)
 
 
-def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
-    """Draw the inputs that ``config.train.probe_metrics`` needs (``probes.build_inputs``); ``RepeatlabError``
-    names a probe the data cannot serve."""
-    return _inputs(curve_probe_config(config, dataset.context), dataset)
-
-
 def probe_evaluators(config: RunConfig, dataset: PreparedDataset | None = None) -> dict[str, StepEvaluator]:
     """The step evaluators of ``config.train.probe_metrics`` over the run's dataset (loaded when not given)."""
     if not config.train.probe_metrics:
@@ -173,4 +167,4 @@ def _length(length: int, probe: str, context: int) -> int:
     return length
 
 
-__all__ = ["curve_probe_config", "head_metrics", "probe_evaluators", "probe_inputs"]
+__all__ = ["curve_probe_config", "head_metrics", "probe_evaluators"]
