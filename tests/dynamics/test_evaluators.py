@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from repeatlab.data.prepared import load_prepared
-from repeatlab.dynamics import head_metrics, probe_evaluators, probe_inputs, train_with_probes
+from repeatlab.dynamics import curve_probe_config, head_metrics, probe_evaluators, train_with_probes
 from repeatlab.models.gpt import GPT
 from repeatlab.models.sizes import model_config
 from repeatlab.models.weights import load_model
-from repeatlab.probes import attention_scores
+from repeatlab.probes import run_probes
 from repeatlab.train import train
 
 from .conftest import tiny_config
@@ -107,14 +107,18 @@ def test_the_trainer_refuses_probe_metrics_without_their_evaluators(text_data: P
     assert not (tmp_path / "run" / "summary.json").exists()
 
 
-def test_scores_are_those_of_the_probe_suite(text_data: Path, tmp_path: Path) -> None:
-    """The logged final induction map equals ``attention_scores`` on the final weights (same inputs)."""
-    config = tiny_config(text_data, probe_metrics=("induction",))
+def test_the_last_point_of_each_curve_is_the_probe_suite_score(text_data: Path, tmp_path: Path) -> None:
+    """Curves and ``probes.json`` share inputs and measurements: ``run_probes`` with the curves' settings on the
+    final weights gives the last logged point, head by head."""
+    config = tiny_config(text_data, probe_metrics=PROBES)
     train_with_probes(config, tmp_path / "run")
     final = records(tmp_path / "run")[-1]
     dataset = load_prepared(config.dataset)
-    model = load_model(tmp_path / "run" / "model.safetensors").eval()
-    inputs = probe_inputs(config, dataset)
-    assert inputs.induction is not None and inputs.induction.shape == (4, 1 + 2 * 15)
-    scores = attention_scores(model, inputs.induction, ["induction"])["induction"]
-    assert final["induction.max"] == pytest.approx(float(scores.max()), abs=1e-6)
+    model = load_model(tmp_path / "run" / "model.safetensors")
+    settings = curve_probe_config(config, dataset.context)
+    assert (settings.seed, settings.n_random_sequences, settings.induction_tokens) == (0, 4, 15)
+    results = run_probes(model, dataset, config=settings)
+    for name in ("induction", "previous_token", "prefix_matching"):
+        assert {k: v for k, v in final.items() if k.startswith(f"{name}.")} == head_metrics(name, results.head_scores[name])
+    assert results.icl is not None
+    assert (final["icl.score"], final["icl.loss_late"]) == (results.icl.score, results.icl.loss_late)

@@ -120,7 +120,7 @@ def test_bad_settings_for_this_model_raise(prepared: PreparedDataset, mixture: M
 
 def test_missing_inputs_raise(prepared: PreparedDataset, mixture: Mixture) -> None:
     model = make_model(prepared)
-    with pytest.raises(ValueError, match="icl probe\\(s\\) need the run's prepared dataset"):
+    with pytest.raises(ValueError, match="the icl probe needs the run's prepared dataset"):
         run_probes(model, None, None, ProbeConfig(probes=("icl",)))
     with pytest.raises(ValueError, match="start_token must be given"):
         run_probes(model, None, None, ProbeConfig(probes=("induction",)))

@@ -9,7 +9,7 @@ Held-out out-of-distribution losses (``train.extra_evals``) and training-time cl
 (``train.interventions``) need no probes and live in ``repeatlab.train``.
 """
 
-from repeatlab.dynamics.evaluators import AttentionProbe, ProbeInputs, head_metrics, probe_evaluators, probe_inputs
+from repeatlab.dynamics.evaluators import curve_probe_config, head_metrics, probe_evaluators
 from repeatlab.dynamics.finetune import (
     FINETUNE_FILE,
     FinetuneComparison,
@@ -24,15 +24,13 @@ from repeatlab.dynamics.run import train_with_probes
 
 __all__ = [
     "FINETUNE_FILE",
-    "AttentionProbe",
     "FinetuneComparison",
     "FinetuneStage",
-    "ProbeInputs",
     "compare_finetune",
+    "curve_probe_config",
     "finetune_config",
     "head_metrics",
     "probe_evaluators",
-    "probe_inputs",
     "run_finetune_stage",
     "scratch_config",
     "scratch_curve",

@@ -20,46 +20,34 @@
   ``train.probe_sequences`` test sequences, the step size tuned once on the task's tuning sequences.
 
 Each head score is logged as ``{name}.max``, ``{name}.mean`` and one ``{name}.L{layer}H{head}`` per head;
-ICL as ``icl.score``, ``icl.loss_early`` and ``icl.loss_late``. Inputs are drawn once, from seeds derived
-from ``train.eval_seed``, so every evaluation (and every run sharing the eval seed) scores the same
-sequences, and the tokens come from the run's own pool (Olsson et al.'s frequency cut, as ``run_probes``).
+ICL as ``icl.score``, ``icl.loss_early`` and ``icl.loss_late``. The settings are a ``ProbeConfig``
+(``curve_probe_config``: seed ``train.eval_seed``, ``train.probe_sequences`` sequences), the inputs are drawn
+once by ``probes.build_inputs`` and measured by ``probes.suite.measure``, as in ``run_probes``: every evaluation
+(and every run sharing the eval seed) scores the same sequences, and ``run_probes`` with the same config on the
+final weights gives the curve's last point.
 """
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor
 
-from repeatlab.data.classification import (
-    EVAL_SETS,
-    ClassificationTask,
-    dataset_task,
-    load_eval_sequences,
-    pair_score_sequences,
-)
-from repeatlab.data.loader import eval_sequence_ids
+from repeatlab.data.classification import EVAL_SETS
 from repeatlab.data.prepared import PreparedDataset, load_prepared
 from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
-from repeatlab.probes import attention_scores, candidate_tokens, icl_positions, icl_score, repeated_random_tokens
-from repeatlab.probes import token_frequencies
 from repeatlab.probes.classification import pair_scores, query_induction_scores, query_score
-from repeatlab.probes.regression import RegressionInputs, compare_to_gd, regression_inputs
+from repeatlab.probes.config import ProbeConfig
+from repeatlab.probes.inputs import PAIR_ROWS, ProbeInputs, build_inputs
+from repeatlab.probes.registry import PROBES, probes_of_metrics
+from repeatlab.probes.suite import measure
 from repeatlab.train.config import RunConfig
 from repeatlab.train.trainer import StepEvaluator
 
-INDUCTION_TOKENS, PREFIX_MATCHING_TOKENS, PREFIX_MATCHING_REPEATS = 50, 25, 4
-"""Olsson et al.'s lengths, shortened to fit a shorter context."""
-EXCLUDE_TOKEN_FRACTION = 0.1
-BATCH_SIZE = 32
-_INDUCTION_GROUP = ("induction", "previous_token", "duplicate_token")
-PAIR_ROWS = "test"
-"""Key of the classification inputs that holds the test-split rows of ``probes.pair_scores``."""
+_DEFAULTS = ProbeConfig()
 
 
 def head_metrics(name: str, scores: Tensor) -> dict[str, float]:
@@ -71,145 +59,106 @@ def head_metrics(name: str, scores: Tensor) -> dict[str, float]:
     return out
 
 
-def _generator(seed: int, what: str) -> torch.Generator:
-    return torch.Generator().manual_seed(zlib.crc32(f"dynamics.{what}:{seed}".encode()))
-
-
-class AttentionProbe:
-    """Attention-pattern scores of fixed token sequences, computed once per evaluation step and shared."""
-
-    def __init__(self, tokens: Tensor, names: Sequence[str]) -> None:
-        self.tokens, self.names = tokens, list(names)
-        self._step: int | None = None
-        self._scores: dict[str, Tensor] = {}
-
-    def scores(self, model: GPT, step: int) -> dict[str, Tensor]:
-        # Cached by step: the evaluators of one evaluation see the same model, so one forward pass serves all.
-        if self._step != step:
-            self._scores = attention_scores(model, self.tokens, self.names, batch_size=BATCH_SIZE)
-            self._step = step
-        return self._scores
-
-    def evaluator(self, name: str) -> StepEvaluator:
-        def evaluate(model: GPT, step: int) -> dict[str, float]:
-            return head_metrics(name, self.scores(model, step)[name])
-
-        return evaluate
-
-
-def _icl_evaluator(rows: Tensor, positions: tuple[int, int]) -> StepEvaluator:
-    def evaluate(model: GPT, _step: int) -> dict[str, float]:
-        result = icl_score(model, rows, positions=positions, batch_size=BATCH_SIZE)
-        return {"icl.score": result.score, "icl.loss_early": result.loss_early, "icl.loss_late": result.loss_late}
-
-    return evaluate
-
-
-def _classification_evaluator(task: ClassificationTask, sets: dict[str, Tensor]) -> StepEvaluator:
-    def evaluate(model: GPT, _step: int) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for name in EVAL_SETS:
-            score = query_score(model, sets[name], task)
-            out[f"classification.{name}_accuracy"], out[f"classification.{name}_loss"] = score.accuracy, score.loss
-        out.update({f"classification.{name}_accuracy": value
-                    for name, value in pair_scores(model, sets[PAIR_ROWS], task).items()})
-        out.update(head_metrics("classification.induction", query_induction_scores(model, sets["icl"], task)))
-        return out
-
-    return evaluate
-
-
-def _regression_evaluator(inputs: RegressionInputs) -> StepEvaluator:
-    def evaluate(model: GPT, _step: int) -> dict[str, float]:
-        return compare_to_gd(model, inputs.rows, gd_lr=inputs.gd_lr, n_steps=inputs.n_steps).metrics()
-
-    return evaluate
-
-
-@dataclass(frozen=True)
-class ProbeInputs:
-    """The fixed inputs of a run's probe evaluators: drawn once from the run's data and ``train.eval_seed``."""
-
-    induction: Tensor | None
-    """``[n, 1 + 2 L]`` random sequences of L tokens repeated twice (induction, previous/duplicate-token)."""
-    prefix_matching: Tensor | None
-    """``[n, 1 + 4 L]`` four-fold repeats (prefix matching)."""
-    icl_rows: Tensor | None
-    """``[n, context + 1]`` test contexts (ICL score)."""
-    icl_positions: tuple[int, int] | None
-    classification: tuple[ClassificationTask, dict[str, Tensor]] | None = None
-    """The task and its rows ``{name: [n, context + 1]}``: the evaluation sets and the test rows of the pair scores
-    (in-context classification datasets only)."""
-    regression: RegressionInputs | None = None
-    """Test rows and the tuned step size of one GD step (in-context regression only)."""
-
-
-def probe_inputs(config: RunConfig, dataset: PreparedDataset) -> ProbeInputs:
-    """Draw the inputs that ``config.train.probe_metrics`` needs; ``ValueError`` names a probe the context is
-    too short for."""
-    names, context, vocab = set(config.train.probe_metrics), dataset.context, dataset.vocab_size
-    n, seed = config.train.probe_sequences, config.train.eval_seed
-    induction = prefix = rows = positions = None
-    if names & {*_INDUCTION_GROUP, "prefix_matching"}:
-        start = int(dataset.meta["eot_id"]) if "eot_id" in dataset.meta else dataset.tokenizer.eot_id
-        frequencies = token_frequencies(dataset.tokens("train"), vocab)
-        candidates = candidate_tokens(vocab, exclude=[start], frequencies=frequencies,
-                                      exclude_fraction=EXCLUDE_TOKEN_FRACTION)
-    if names & set(_INDUCTION_GROUP):
-        length = _length(min(INDUCTION_TOKENS, (context - 1) // 2), "induction", context)
-        induction = repeated_random_tokens(candidates, n_sequences=n, length=length, n_repeats=2, start_token=start,
-                                           generator=_generator(seed, "induction"))
-    if "prefix_matching" in names:
-        length = _length(min(PREFIX_MATCHING_TOKENS, (context - 1) // PREFIX_MATCHING_REPEATS), "prefix_matching",
-                         context)
-        prefix = repeated_random_tokens(candidates, n_sequences=n, length=length, n_repeats=PREFIX_MATCHING_REPEATS,
-                                        start_token=start, generator=_generator(seed, "prefix_matching"))
-    if "icl" in names:
-        try:
-            positions = icl_positions(context)
-        except ValueError as exc:
-            raise RepeatlabError(f"train.probe_metrics: icl cannot be measured: {exc}") from None
-        ids = eval_sequence_ids(dataset.n_sequences("test"), n, seed)
-        rows = torch.from_numpy(np.asarray(dataset.sequences("test")[ids]).astype(np.int64))  # [n, context + 1]
-    classification = None
-    if "classification" in names:
-        try:
-            task = dataset_task(dataset)
-        except ValueError as exc:
-            raise RepeatlabError(f"train.probe_metrics: classification cannot be measured: {exc}") from None
-        sets = {name: torch.from_numpy(load_eval_sequences(dataset, name)) for name in EVAL_SETS}
-        classification = task, {**sets, PAIR_ROWS: torch.from_numpy(pair_score_sequences(dataset))}
-    regression = None
-    if "regression" in names:
-        try:
-            regression = regression_inputs(dataset, n_sequences=n, seed=seed)
-        except ValueError as exc:
-            raise RepeatlabError(f"train.probe_metrics: regression cannot be measured: {exc}") from None
-    return ProbeInputs(induction=induction, prefix_matching=prefix, icl_rows=rows, icl_positions=positions,
-                       classification=classification, regression=regression)
+def curve_probe_config(config: RunConfig, context: int) -> ProbeConfig:
+    """The probe settings of a run's curves: ``ProbeConfig`` defaults, seeded by ``train.eval_seed``, with
+    ``train.probe_sequences`` sequences and Olsson et al.'s lengths shortened to fit ``context``."""
+    probes = probes_of_metrics(config.train.probe_metrics)
+    lengths: dict[str, int] = {}
+    if "induction" in probes:
+        lengths["induction_tokens"] = _length(min(_DEFAULTS.induction_tokens, (context - 1) // 2), "induction",
+                                              context)
+    if "prefix_matching" in probes:
+        repeats = _DEFAULTS.prefix_matching_repeats
+        lengths["prefix_matching_tokens"] = _length(min(_DEFAULTS.prefix_matching_tokens, (context - 1) // repeats),
+                                                    "prefix_matching", context)
+    n = config.train.probe_sequences
+    return replace(_DEFAULTS, probes=probes, seed=config.train.eval_seed, n_random_sequences=n, n_test_sequences=n,
+                   **lengths)
 
 
 def probe_evaluators(config: RunConfig, dataset: PreparedDataset | None = None) -> dict[str, StepEvaluator]:
     """The step evaluators of ``config.train.probe_metrics`` over the run's dataset (loaded when not given)."""
-    names = config.train.probe_metrics
-    if not names:
+    if not config.train.probe_metrics:
         return {}
-    inputs = probe_inputs(config, dataset if dataset is not None else load_prepared(config.dataset))
+    dataset = dataset if dataset is not None else load_prepared(config.dataset)
+    probe_config = curve_probe_config(config, dataset.context)
+    inputs = _inputs(probe_config, dataset)
     evaluators: dict[str, StepEvaluator] = {}
-    induction = [name for name in _INDUCTION_GROUP if name in names]
-    if inputs.induction is not None and induction:
-        shared = AttentionProbe(inputs.induction, induction)
-        evaluators.update({name: shared.evaluator(name) for name in induction})
-    if inputs.prefix_matching is not None:
-        evaluators["prefix_matching"] = AttentionProbe(inputs.prefix_matching, ["prefix_matching"]).evaluator(
-            "prefix_matching")
-    if inputs.icl_rows is not None and inputs.icl_positions is not None:
-        evaluators["icl"] = _icl_evaluator(inputs.icl_rows, inputs.icl_positions)
-    if inputs.classification is not None:
-        evaluators["classification"] = _classification_evaluator(*inputs.classification)
-    if inputs.regression is not None:
-        evaluators["regression"] = _regression_evaluator(inputs.regression)
+    for probe in probe_config.probes:
+        shared = _StepMeasure(probe, inputs, probe_config)
+        for metric in PROBES[probe].metrics:
+            if metric in config.train.probe_metrics:
+                evaluators[metric] = shared.evaluator(_METRICS[metric])
     return evaluators
+
+
+Measured = dict[str, Any]
+"""What one probe measured: ``ProbeResults`` fields (``probes.suite.measure``), or the classification metrics."""
+
+
+class _StepMeasure:
+    """One probe measured once per evaluation step and shared by the metrics it yields (one forward pass)."""
+
+    def __init__(self, probe: str, inputs: ProbeInputs, config: ProbeConfig) -> None:
+        self.probe, self.inputs, self.config = probe, inputs, config
+        self._step: int | None = None
+        self._measured: Measured = {}
+
+    def at(self, model: GPT, step: int) -> Measured:
+        # Cached by step: the evaluators of one evaluation see the same model.
+        if self._step != step:
+            if self.probe in _TRAINING_ONLY:
+                self._measured = _TRAINING_ONLY[self.probe](model, self.inputs)
+            else:
+                self._measured = measure(self.probe, model, self.inputs, self.config)
+            self._step = step
+        return self._measured
+
+    def evaluator(self, metrics: Callable[[Measured], dict[str, float]]) -> StepEvaluator:
+        def evaluate(model: GPT, step: int) -> dict[str, float]:
+            return metrics(self.at(model, step))
+
+        return evaluate
+
+
+def _classification(model: GPT, inputs: ProbeInputs) -> Measured:
+    """Query accuracy and loss on each evaluation set, the pair scores, and the query's induction-head score."""
+    assert inputs.classification is not None  # the classification probe's needs
+    task, sets = inputs.classification
+    out: dict[str, float] = {}
+    for name in EVAL_SETS:
+        score = query_score(model, sets[name], task)
+        out[f"classification.{name}_accuracy"], out[f"classification.{name}_loss"] = score.accuracy, score.loss
+    out.update({f"classification.{name}_accuracy": value
+                for name, value in pair_scores(model, sets[PAIR_ROWS], task).items()})
+    out.update(head_metrics("classification.induction", query_induction_scores(model, sets["icl"], task)))
+    return {"classification": out}
+
+
+_TRAINING_ONLY: dict[str, Callable[[GPT, ProbeInputs], Measured]] = {"classification": _classification}
+"""Probes measured only during training (``Probe.checkpoint`` false); ``probes.suite.measure`` does the rest."""
+
+
+def _head(name: str) -> Callable[[Measured], dict[str, float]]:
+    return lambda measured: head_metrics(name, measured["head_scores"][name])
+
+
+_METRICS: dict[str, Callable[[Measured], dict[str, float]]] = {
+    **{name: _head(name) for name in ("induction", "previous_token", "duplicate_token", "prefix_matching")},
+    "icl": lambda m: {"icl.score": m["icl"].score, "icl.loss_early": m["icl"].loss_early,
+                      "icl.loss_late": m["icl"].loss_late},
+    "classification": lambda m: m["classification"],
+    "regression": lambda m: m["regression"].metrics(),
+}
+"""How each name of ``train.probe_metrics`` reads its probe's measurement."""
+
+
+def _inputs(config: ProbeConfig, dataset: PreparedDataset) -> ProbeInputs:
+    vocab_size = None if dataset.d_vector is not None else dataset.vocab_size
+    try:
+        return build_inputs(config, model_context=dataset.context, vocab_size=vocab_size, dataset=dataset)
+    except RepeatlabError as exc:
+        raise RepeatlabError(f"train.probe_metrics: {exc}") from None
 
 
 def _length(length: int, probe: str, context: int) -> int:
@@ -218,4 +167,4 @@ def _length(length: int, probe: str, context: int) -> int:
     return length
 
 
-__all__ = ["AttentionProbe", "ProbeInputs", "head_metrics", "probe_evaluators", "probe_inputs"]
+__all__ = ["curve_probe_config", "head_metrics", "probe_evaluators"]

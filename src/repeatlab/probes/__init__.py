@@ -6,7 +6,7 @@ each probe is also a plain function over a model and token tensors (see the modu
 """
 
 from repeatlab.probes.ablation import AblationResult, ablated, head_ablation, mean_head_outputs
-from repeatlab.probes.config import PROBE_NAMES, ProbeConfig, ProbeName
+from repeatlab.probes.config import ProbeConfig
 from repeatlab.probes.heads import Head, QueryAverage, attention_scores, ov_copying_scores, top_heads
 from repeatlab.probes.icl import (
     CopyingResult,
@@ -17,25 +17,31 @@ from repeatlab.probes.icl import (
     icl_score,
     token_losses,
 )
+from repeatlab.probes.inputs import ProbeInputs, build_inputs
 from repeatlab.probes.memorisation import MemorisationResult, greedy_matches, memorisation
 from repeatlab.probes.patterns import PATTERNS
+from repeatlab.probes.registry import PROBE_NAMES, PROBES, Probe, ProbeName
 from repeatlab.probes.sequences import candidate_tokens, repeated_random_tokens, token_frequencies
 from repeatlab.probes.suite import ProbeResults, run_probes
 
 __all__ = [
     "PATTERNS",
+    "PROBES",
     "PROBE_NAMES",
     "AblationResult",
     "CopyingResult",
     "Head",
     "IclResult",
     "MemorisationResult",
+    "Probe",
     "ProbeConfig",
+    "ProbeInputs",
     "ProbeName",
     "ProbeResults",
     "QueryAverage",
     "ablated",
     "attention_scores",
+    "build_inputs",
     "candidate_tokens",
     "choose_paragraphs",
     "copying_eval",

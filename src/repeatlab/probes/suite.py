@@ -1,18 +1,16 @@
 """``run_probes``: every probe of a checkpoint through one call, with results that serialise to JSON.
 
-The suite only chooses inputs (random sequences, test contexts, paragraphs, memorisation samples) and
-records the choices; each measurement is a library function of its own module that works on plain
-tensors. Every random choice comes from a ``torch.Generator`` derived from ``(seed, probe name)``, so
-one probe's result never depends on which other probes ran.
+The inputs come from ``probes.inputs.build_inputs`` (which records its choices), the probe list from
+``probes.registry``; each measurement is a library function of its own module that works on plain tensors,
+called through ``measure``, which the step evaluators of ``repeatlab.dynamics`` share.
 """
 
 from __future__ import annotations
 
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,29 +20,18 @@ from repeatlab.data.prepared import PreparedDataset
 from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT
 from repeatlab.probes.ablation import AblationResult, ablation_metrics, head_ablation
-from repeatlab.probes.config import DATASET_PROBES, TOKEN_PROBES, VECTOR_PROBES, ProbeConfig
-from repeatlab.probes.heads import attention_scores, check_context, check_heads, ov_copying_scores, top_heads
-from repeatlab.probes.icl import (
-    CopyingResult,
-    IclResult,
-    choose_paragraphs,
-    copying_eval,
-    icl_from_losses,
-    icl_positions,
-    token_losses,
-)
+from repeatlab.probes.config import ProbeConfig
+from repeatlab.probes.heads import attention_scores, check_heads, ov_copying_scores, top_heads
+from repeatlab.probes.icl import CopyingResult, IclResult, copying_eval, icl_from_losses, token_losses
+from repeatlab.probes.inputs import ProbeInputs, build_inputs, check_lengths, probe_generator
 from repeatlab.probes.memorisation import MemorisationResult, memorisation
-from repeatlab.probes.regression import GDComparison, compare_to_gd, regression_inputs
-from repeatlab.probes.sequences import MAX_FREQUENCY_TOKENS, candidate_tokens, repeated_random_tokens, token_frequencies
+from repeatlab.probes.regression import GDComparison, compare_to_gd
+from repeatlab.probes.registry import PROBES, TOKEN_PROBES, VECTOR_PROBES
 
 SCHEMA = "repeatlab.probes/1"
 N_TOP_HEADS = 5
-
-
-def probe_generator(seed: int, probe: str) -> torch.Generator:
-    """A CPU generator for one probe: same ``(seed, probe)``, same stream, whatever else runs."""
-    # CPU generators keep only 32 bits of a seed, so (seed, probe) is hashed into 32 bits.
-    return torch.Generator().manual_seed(zlib.crc32(f"{probe}:{seed}".encode()))
+INDUCTION_SCORES = ("induction", "previous_token", "duplicate_token")
+"""The head scores of the induction probe: one set of sequences, one forward pass."""
 
 
 @dataclass(frozen=True)
@@ -123,259 +110,148 @@ def run_probes(
 ) -> ProbeResults:
     """Run the probes named in ``config`` on ``model`` (in eval mode, without gradients).
 
-    ``dataset`` (the run's prepared dataset) is needed by icl, copying, memorisation and ablation, and
-    supplies the start token and the token frequencies of the random sequences; ``mixture`` is needed
-    by memorisation. Raises ``ValueError`` naming the probe when an input is missing or too short.
+    ``dataset`` (the run's prepared dataset) is needed by icl, copying, memorisation, ablation and regression,
+    and supplies the start token and the token frequencies of the random sequences; ``mixture`` is needed by
+    memorisation. Raises ``RepeatlabError`` naming the probe when an input is missing or too short.
     """
-    config = config or ProbeConfig()
-    if model.vectors:
-        return _vector_probes(model, dataset, config)
-    if set(config.probes) & set(VECTOR_PROBES):
-        raise RepeatlabError(f"the {', '.join(sorted(set(config.probes) & set(VECTOR_PROBES)))} probe needs a vector "
-                             f"model (in-context regression); this model reads tokens")
-    _check_inputs(model, dataset, mixture, config)
-    start_token = config.start_token if config.start_token is not None else _eot(dataset)
-    if not 0 <= start_token < model.config.vocab_size:
-        raise RepeatlabError(f"start token {start_token} is outside the model's vocabulary of {model.config.vocab_size}")
-    inputs: dict[str, Any] = {"start_token": start_token}
+    config = _for_model(model, config or ProbeConfig())
+    if config.ablation_heads:
+        check_heads(model, config.ablation_heads)
+    inputs = build_inputs(config, model_context=model.config.context,
+                          vocab_size=None if model.vectors else model.config.vocab_size,
+                          dataset=dataset, mixture=mixture)
+    head_scores: dict[str, Tensor] = {}
+    measured: dict[str, Any] = {"head_scores": head_scores}
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            head_scores, induction = _head_probes(model, dataset, config, start_token, inputs)
-            measured = {}
-            if dataset is not None and config.needs_dataset:
-                measured = _dataset_probes(model, dataset, mixture, config, start_token, induction, inputs)
+            for name in (name for name in PROBES if name in config.probes):
+                result = measure(name, model, inputs, config, measured)
+                head_scores.update(result.pop("head_scores", {}))
+                measured.update(result)
     finally:
         model.train(was_training)
+    record = dict(inputs.record)
+    if inputs.icl_positions is not None and "icl" in config.probes:
+        record["icl_positions"] = list(inputs.icl_positions)
+    return ProbeResults(config=config, model=model_shape(model), inputs=record, **measured)
+
+
+def model_shape(model: GPT) -> dict[str, int]:
+    """Layers, heads, width, vocabulary (``d_vector`` for a vector model) and context, as ``probes.json`` records."""
     cfg = model.config
-    shape = {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_model": cfg.d_model, "vocab_size": cfg.vocab_size,
-             "context": cfg.context}
-    return ProbeResults(config=config, model=shape, head_scores=head_scores, inputs=inputs, **measured)
+    width = {"d_vector": cfg.d_vector or 0} if model.vectors else {"vocab_size": cfg.vocab_size}
+    return {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_model": cfg.d_model, **width, "context": cfg.context}
 
 
-def _vector_probes(model: GPT, dataset: PreparedDataset | None, config: ProbeConfig) -> ProbeResults:
-    """The probes of a vector model: its comparison with one step of gradient descent on the test contexts."""
-    token_probes = sorted(set(config.probes) - set(VECTOR_PROBES))
-    if token_probes and config.probes != TOKEN_PROBES:
-        raise RepeatlabError(f"the {', '.join(token_probes)} probe(s) read tokens and this is a vector model (in-context "
-                             f"regression); probe it with probes = {list(VECTOR_PROBES)}")
-    if dataset is None:
-        raise RepeatlabError("the regression probe needs the run's prepared dataset")
-    inputs = regression_inputs(dataset, n_sequences=config.n_test_sequences, seed=config.seed)
-    comparison = compare_to_gd(model, inputs.rows, gd_lr=inputs.gd_lr, n_steps=inputs.n_steps)
-    cfg = model.config
-    shape = {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_model": cfg.d_model, "d_vector": cfg.d_vector or 0,
-             "context": cfg.context}
-    return ProbeResults(config=replace(config, probes=VECTOR_PROBES), model=shape, regression=comparison,
-                        inputs={"n_test_sequences": len(inputs.rows), "gd_lr": inputs.gd_lr})
-
-
-def _eot(dataset: PreparedDataset | None) -> int:
-    """The dataset's end-of-text id, from its metadata when recorded there (no tokenizer load needed)."""
-    if dataset is None:
-        raise RepeatlabError("without a dataset, ProbeConfig.start_token must be given")
-    return int(dataset.meta["eot_id"]) if "eot_id" in dataset.meta else dataset.tokenizer.eot_id
-
-
-def _check_inputs(model: GPT, dataset: PreparedDataset | None, mixture: Mixture | None, config: ProbeConfig) -> None:
-    if dataset is None:
-        if config.needs_dataset:
-            needs = sorted(set(config.probes) & DATASET_PROBES)
-            raise RepeatlabError(f"the {', '.join(needs)} probe(s) need the run's prepared dataset")
-    else:
-        if dataset.vocab_size != model.config.vocab_size:
-            raise RepeatlabError(
-                f"the dataset's vocabulary ({dataset.vocab_size}) differs from the model's ({model.config.vocab_size})"
-            )
-        if config.needs_dataset and dataset.context > model.config.context:
-            raise RepeatlabError(f"the dataset's context ({dataset.context}) exceeds the model's ({model.config.context})")
-    if "memorisation" in config.probes and mixture is None:
-        raise RepeatlabError("the memorisation probe needs the run's mixture (its repeated subset)")
-    if config.ablation_heads:
-        check_heads(model, config.ablation_heads)
-    check_lengths(config, model_context=model.config.context,
-                  data_context=dataset.context if dataset is not None else None)
-
-
-def check_lengths(config: ProbeConfig, *, model_context: int, data_context: int | None) -> None:
-    """Fail before any work when a selected probe needs longer sequences than the model or data have.
-
-    A pure function of the settings and the two contexts (``data_context`` is ``None`` without a dataset), so a
-    sweep checks its probes when its grid is loaded, before it trains anything (``sweeps.grid``).
-    """
-    selected = set(config.probes)
-    if "induction" in selected or ("ablation" in selected and not config.ablation_heads):
-        check_context(model_context, 1 + 2 * config.induction_tokens, "induction")
-    if "prefix_matching" in selected:
-        check_context(model_context, 1 + config.prefix_matching_tokens * config.prefix_matching_repeats,
-                      "prefix_matching")
-    if data_context is None:
-        return
-    if selected & {"icl", "ablation"}:
-        early, late = config.icl_positions or icl_positions(data_context)
-        if late > data_context:
-            raise RepeatlabError(
-                f"ICL positions {(early, late)} must satisfy 1 <= early < late <= {data_context} "
-                f"(the context length)"
-            )
-    if selected & {"copying", "ablation"}:
-        check_context(model_context, config.n_copies * _paragraph_tokens(model_context, data_context, config),
-                      "copying")
-    needed = config.memorisation_prefix_tokens + config.memorisation_continuation_tokens
-    if "memorisation" in selected and needed > data_context + 1:
-        raise RepeatlabError(
-            f"the memorisation probe needs sequences of {needed} tokens but the dataset's context is "
-            f"{data_context}; lower memorisation_prefix_tokens/memorisation_continuation_tokens"
-        )
-
-
-def _icl_positions(config: ProbeConfig, dataset: PreparedDataset) -> tuple[int, int]:
-    return config.icl_positions or icl_positions(dataset.context)
-
-
-def _paragraph_tokens(model_context: int, data_context: int, config: ProbeConfig) -> int:
-    length = config.copy_paragraph_tokens or min(model_context, data_context) // config.n_copies
-    if length < 1:
-        raise RepeatlabError(f"the copying probe needs a context of at least {config.n_copies} tokens")
-    return length
-
-
-def _head_probes(
-    model: GPT, dataset: PreparedDataset | None, config: ProbeConfig, start_token: int, inputs: dict[str, Any]
-) -> tuple[dict[str, Tensor], Tensor | None]:
-    """Attention and OV scores of the selected probes, and the induction scores (also when only ablation needs them)."""
-    selected = set(config.probes)
-    scores: dict[str, Tensor] = {}
-    need_induction = "induction" in selected or ("ablation" in selected and not config.ablation_heads)
-    if need_induction or "prefix_matching" in selected:
-        frequencies = token_frequencies(dataset.tokens("train"), model.config.vocab_size) if dataset else None
-        candidates = candidate_tokens(
-            model.config.vocab_size, exclude=[start_token], frequencies=frequencies,
-            exclude_fraction=config.exclude_token_fraction,
-        )
-        inputs["random_tokens"] = {
-            "n_candidate_tokens": len(candidates),
-            "frequencies_from": f"training pool, first {MAX_FREQUENCY_TOKENS:,} tokens" if dataset else None,
-            "exclude_token_fraction": config.exclude_token_fraction if dataset else 0.0,
-        }
-    induction = None
-    if need_induction:
-        tokens = repeated_random_tokens(
-            candidates, n_sequences=config.n_random_sequences, length=config.induction_tokens, n_repeats=2,
-            start_token=start_token, generator=probe_generator(config.seed, "induction"),
-        )
-        names = ["induction", "previous_token", "duplicate_token"]
-        induction_scores = attention_scores(model, tokens, names, batch_size=_batch_for(config, model, tokens))
-        induction = induction_scores["induction"]
-        if "induction" in selected:
-            scores.update(induction_scores)
-    if "prefix_matching" in selected:
-        tokens = repeated_random_tokens(
-            candidates, n_sequences=config.n_random_sequences, length=config.prefix_matching_tokens,
-            n_repeats=config.prefix_matching_repeats, start_token=start_token,
-            generator=probe_generator(config.seed, "prefix_matching"),
-        )
-        batch_size = _batch_for(config, model, tokens)
-        scores.update(attention_scores(model, tokens, ["prefix_matching"], batch_size=batch_size))
-    if "ov_copying" in selected:
-        scores["ov_copying"] = ov_copying_scores(model)
-    return scores, induction
-
-
-def _dataset_probes(
-    model: GPT, dataset: PreparedDataset, mixture: Mixture | None, config: ProbeConfig, start_token: int,
-    induction: Tensor | None, inputs: dict[str, Any],
+def measure(
+    name: str, model: GPT, inputs: ProbeInputs, config: ProbeConfig, so_far: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """ICL, copying, memorisation and ablation: the probes that read test or training sequences."""
-    selected = set(config.probes)
-    out: dict[str, Any] = {}
-    if selected & {"icl", "ablation"}:
-        test_rows = _test_rows(dataset, config, inputs)
-    if "icl" in selected:
-        positions = _icl_positions(config, dataset)
-        out["icl"] = icl_from_losses(token_losses(model, test_rows, batch_size=config.batch_size), positions)
-        inputs["icl_positions"] = list(positions)
-    if selected & {"copying", "ablation"}:
-        paragraphs, records = _paragraphs(model, dataset, config)
-        inputs["copy_paragraphs"] = records
-    if "copying" in selected:
-        out["copying"] = copying_eval(
-            model, paragraphs, n_copies=config.n_copies, start_token=start_token, records=records,
-            batch_size=config.batch_size,
-        )
-    if "memorisation" in selected and mixture is not None:
-        out["memorisation"] = _memorisation(model, dataset, mixture, config)
-    if "ablation" in selected:
-        if config.ablation_heads:
-            heads = list(config.ablation_heads)
-        elif induction is not None:
-            heads = top_heads(induction, min(config.ablation_top_k, induction.numel()))
-        else:
-            raise RepeatlabError("head ablation needs ablation_heads or the induction scores")
-        baseline = ablation_metrics(out["icl"], out["copying"]) if {"icl", "copying"} <= selected else None
-        out["ablation"] = head_ablation(
-            model, heads, mode=config.ablation_mode, test_rows=test_rows, paragraphs=paragraphs,
-            start_token=start_token, n_copies=config.n_copies, baseline=baseline,
-            positions=_icl_positions(config, dataset), batch_size=config.batch_size,
-        )
-    return out
+    """One probe on inputs from ``build_inputs``: the ``ProbeResults`` fields it fills (``head_scores``: a dict).
+
+    ``so_far`` holds what the probes before it in registry order measured (ablation reuses the induction scores
+    and the ICL and copying baselines). The step evaluators of ``repeatlab.dynamics`` call this too.
+    """
+    return _MEASURES[name](model, inputs, config, so_far or {})
 
 
-def _batch_for(config: ProbeConfig, model: GPT, tokens: Tensor) -> int:
+def _for_model(model: GPT, config: ProbeConfig) -> ProbeConfig:
+    """``config``, its default probes replaced by a vector model's; refuses probes that read the other kind and
+    probes that run only during training."""
+    training_only = [name for name in config.probes if not PROBES[name].checkpoint]
+    if training_only:
+        raise RepeatlabError(f"the {', '.join(training_only)} probe runs only during training (train.probe_metrics "
+                             f"= {training_only}); leave it out of the probes of run_probes")
+    if model.vectors and config.probes == TOKEN_PROBES:
+        return replace(config, probes=VECTOR_PROBES)
+    wrong = sorted(name for name in config.probes if PROBES[name].vectors != model.vectors)
+    if wrong and model.vectors:
+        raise RepeatlabError(f"the {', '.join(wrong)} probe(s) read tokens and this is a vector model (in-context "
+                             f"regression); probe it with probes = {list(VECTOR_PROBES)}")
+    if wrong:
+        raise RepeatlabError(f"the {', '.join(wrong)} probe needs a vector model (in-context regression); this "
+                             f"model reads tokens")
+    return config
+
+
+Measure = Callable[[GPT, ProbeInputs, ProbeConfig, dict[str, Any]], dict[str, Any]]
+
+
+def _induction(model: GPT, inputs: ProbeInputs, config: ProbeConfig, _so_far: dict[str, Any]) -> dict[str, Any]:
+    tokens = inputs.random_tokens["induction"]
+    return {"head_scores": attention_scores(model, tokens, INDUCTION_SCORES, batch_size=batch_for(config, model, tokens))}
+
+
+def _prefix_matching(model: GPT, inputs: ProbeInputs, config: ProbeConfig, _so_far: dict[str, Any]) -> dict[str, Any]:
+    tokens = inputs.random_tokens["prefix_matching"]
+    return {"head_scores": attention_scores(model, tokens, ["prefix_matching"],
+                                            batch_size=batch_for(config, model, tokens))}
+
+
+def _ov_copying(model: GPT, _inputs: ProbeInputs, _config: ProbeConfig, _so_far: dict[str, Any]) -> dict[str, Any]:
+    return {"head_scores": {"ov_copying": ov_copying_scores(model)}}
+
+
+def _icl(model: GPT, inputs: ProbeInputs, config: ProbeConfig, _so_far: dict[str, Any]) -> dict[str, Any]:
+    assert inputs.test_rows is not None and inputs.icl_positions is not None  # the icl probe's needs
+    losses = token_losses(model, inputs.test_rows, batch_size=config.batch_size)
+    return {"icl": icl_from_losses(losses, inputs.icl_positions)}
+
+
+def _copying(model: GPT, inputs: ProbeInputs, config: ProbeConfig, _so_far: dict[str, Any]) -> dict[str, Any]:
+    assert inputs.paragraphs is not None and inputs.start_token is not None  # the copying probe's needs
+    return {"copying": copying_eval(model, inputs.paragraphs, n_copies=config.n_copies, start_token=inputs.start_token,
+                                    records=inputs.record["copy_paragraphs"], batch_size=config.batch_size)}
+
+
+def _memorisation(model: GPT, inputs: ProbeInputs, config: ProbeConfig, _so_far: dict[str, Any]) -> dict[str, Any]:
+    needed = config.memorisation_prefix_tokens + config.memorisation_continuation_tokens
+    return {"memorisation": {
+        group: memorisation(model, rows, sequence_ids=ids.tolist(), prefix_tokens=config.memorisation_prefix_tokens,
+                            continuation_tokens=config.memorisation_continuation_tokens,
+                            batch_size=batch_for(config, model, rows[:, :needed]))
+        for group, (ids, rows) in inputs.memorisation.items()
+    }}
+
+
+def _ablation(model: GPT, inputs: ProbeInputs, config: ProbeConfig, so_far: dict[str, Any]) -> dict[str, Any]:
+    assert inputs.test_rows is not None and inputs.paragraphs is not None and inputs.start_token is not None
+    if config.ablation_heads:
+        heads = list(config.ablation_heads)
+    else:
+        induction = so_far.get("head_scores", {}).get("induction")
+        if induction is None:
+            tokens = inputs.random_tokens["induction"]
+            induction = attention_scores(model, tokens, ["induction"],
+                                         batch_size=batch_for(config, model, tokens))["induction"]
+        heads = top_heads(induction, min(config.ablation_top_k, induction.numel()))
+    icl, copying = so_far.get("icl"), so_far.get("copying")
+    baseline = ablation_metrics(icl, copying) if icl is not None and copying is not None else None
+    return {"ablation": head_ablation(
+        model, heads, mode=config.ablation_mode, test_rows=inputs.test_rows, paragraphs=inputs.paragraphs,
+        start_token=inputs.start_token, n_copies=config.n_copies, baseline=baseline, positions=inputs.icl_positions,
+        batch_size=config.batch_size,
+    )}
+
+
+def _regression(model: GPT, inputs: ProbeInputs, _config: ProbeConfig, _so_far: dict[str, Any]) -> dict[str, Any]:
+    assert inputs.regression is not None  # the regression probe's needs
+    gd = inputs.regression
+    return {"regression": compare_to_gd(model, gd.rows, gd_lr=gd.gd_lr, n_steps=gd.n_steps)}
+
+
+_MEASURES: dict[str, Measure] = {
+    "induction": _induction, "prefix_matching": _prefix_matching, "ov_copying": _ov_copying, "icl": _icl,
+    "copying": _copying, "memorisation": _memorisation, "ablation": _ablation, "regression": _regression,
+}
+"""How ``run_probes`` measures each of its probes (``probes.registry.PROBE_NAMES``)."""
+
+
+def batch_for(config: ProbeConfig, model: GPT, tokens: Tensor) -> int:
     """Sequences per pass for short probe sequences: as many tokens as ``batch_size`` full contexts."""
     return max(config.batch_size, config.batch_size * model.config.context // max(tokens.shape[1], 1))
 
 
-def _sample_ids(n_total: int, n: int, generator: torch.Generator) -> np.ndarray:
-    """Up to ``n`` distinct ids in ``[0, n_total)``, sorted (memmap reads go front to back)."""
-    return np.sort(torch.randperm(n_total, generator=generator)[:n].numpy()).astype(np.int64)
-
-
-def _rows(sequences: np.ndarray, ids: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.asarray(sequences[ids]).astype(np.int64))  # [n, context + 1]
-
-
-def _test_rows(dataset: PreparedDataset, config: ProbeConfig, inputs: dict[str, Any]) -> Tensor:
-    ids = _sample_ids(dataset.n_sequences("test"), config.n_test_sequences, probe_generator(config.seed, "icl"))
-    inputs["test_sequence_ids"] = ids.tolist()
-    return _rows(dataset.sequences("test"), ids)
-
-
-def _paragraphs(model: GPT, dataset: PreparedDataset, config: ProbeConfig) -> tuple[Tensor, list[dict[str, int]]]:
-    return choose_paragraphs(
-        dataset.sequences("test"), n_paragraphs=config.n_copy_paragraphs,
-        length=_paragraph_tokens(model.config.context, dataset.context, config),
-        eot_id=_eot(dataset), generator=probe_generator(config.seed, "copying"),
-    )
-
-
-def _memorisation(
-    model: GPT, dataset: PreparedDataset, mixture: Mixture, config: ProbeConfig
-) -> dict[str, MemorisationResult]:
-    needed = config.memorisation_prefix_tokens + config.memorisation_continuation_tokens
-    n_pool = dataset.n_sequences("train")
-    counts = np.bincount(mixture.order, minlength=n_pool)
-    if len(counts) > n_pool:
-        raise RepeatlabError(f"the mixture refers to training sequence {len(counts) - 1}, but the pool holds {n_pool}")
-    groups = {
-        "repeated": ("train", np.asarray(mixture.repeated_ids, dtype=np.int64)),
-        "seen_once": ("train", np.flatnonzero(counts == 1)),
-        "test": ("test", np.arange(dataset.n_sequences("test"))),
-    }
-    results = {}
-    for group, (split, pool_ids) in groups.items():
-        generator = probe_generator(config.seed, f"memorisation.{group}")
-        pick = _sample_ids(len(pool_ids), config.n_memorisation_sequences, generator)
-        ids = pool_ids[pick]
-        rows = _rows(dataset.sequences(split), ids)
-        results[group] = memorisation(
-            model, rows, sequence_ids=ids.tolist(),
-            prefix_tokens=config.memorisation_prefix_tokens,
-            continuation_tokens=config.memorisation_continuation_tokens,
-            batch_size=_batch_for(config, model, rows[:, :needed]),
-        )
-    return results
-
-
-__all__ = ["SCHEMA", "ProbeResults", "check_lengths", "probe_generator", "run_probes"]
+__all__ = ["INDUCTION_SCORES", "SCHEMA", "ProbeResults", "check_lengths", "measure", "model_shape", "probe_generator",
+           "run_probes"]
