@@ -33,10 +33,37 @@ MAX_SEED = 2**64 - 1
 """The largest seed torch's generators take (numpy's take any non-negative integer)."""
 
 
+MAX_VOCAB_SIZE = 2**32
+"""The most token ids a dataset or model can have: ids are stored as (at most) 32-bit unsigned integers."""
+
+MAX_CONTEXT = 2**20
+"""The longest sequence a dataset or model can have, in tokens: attention's memory grows as its square, so a
+million tokens is far beyond any model this project trains (its presets use 17 to 1,024)."""
+
+
 def check_seed(where: str, value: object) -> None:
     """Refuse a seed that a random generator would reject later, inside the work: negative, too large, not whole."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
         raise ConfigError(f"{where} must be an integer from 0 to 2^64 - 1, got {value!r}")
+
+
+def check_int(where: str, value: object, low: int, high: int, *, reason: str) -> None:
+    """Refuse a whole-number setting outside ``[low, high]`` when the config is built, not deep inside the work
+    (where a huge value overflows a C integer, exhausts memory or loops for ever). The one line names the
+    setting, the range, what the bound protects (``reason``) and the value."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{where} must be an integer from {low:,} to {high:,} ({reason}), got {value!r}; "
+                          f"give a value in that range")
+
+
+def check_context(where: str, value: object, *, low: int = 1) -> None:
+    """The one rule for a sequence length in tokens (a dataset's or a model's context)."""
+    check_int(where, value, low, MAX_CONTEXT, reason="attention's memory grows as the square of the context")
+
+
+def check_vocab_size(where: str, value: object, *, low: int = 1) -> None:
+    """The one rule for a number of token ids (a tokenizer's or a model's vocabulary)."""
+    check_int(where, value, low, MAX_VOCAB_SIZE, reason="token ids are stored as 32-bit integers")
 
 
 def added_later(default: Any) -> Any:

@@ -60,7 +60,7 @@ def test_the_pattern_hook_sees_the_linear_scores() -> None:
 def test_vector_configs_are_validated() -> None:
     with pytest.raises(RepeatlabError, match="vocab_size must be 0 for a vector model"):
         ModelConfig(n_layer=1, d_model=8, n_head=1, vocab_size=10, context=4, d_vector=3)
-    with pytest.raises(RepeatlabError, match="vocab_size must be a positive integer"):
+    with pytest.raises(RepeatlabError, match="vocab_size must be an integer from 1 to 4,294,967,296"):
         ModelConfig(n_layer=1, d_model=8, n_head=1, vocab_size=0, context=4)
     with pytest.raises(RepeatlabError, match="attention must be one of softmax, linear"):
         ModelConfig(n_layer=1, d_model=8, n_head=1, vocab_size=10, context=4, attention="cosine")  # type: ignore[arg-type]

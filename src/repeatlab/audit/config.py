@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from repeatlab.config import check_int
 from repeatlab.errors import RepeatlabError
+
+MAX_SHINGLE_SIZE = 256
+"""The longest shingle, in words (near-duplicate detection uses about 5; the cost grows with the length)."""
+
+MAX_SPAN_TOKENS = 2**31 - 1
+"""The longest ``min_span_tokens``: 2^31 - 1 tokens, longer than any document; the span counters index windows
+with machine integers, which a larger value overflows."""
 
 SpanMethod = Literal["hash", "suffix-array"]
 Backend = Literal["local", "ray"]
@@ -33,8 +41,8 @@ class NearDupConfig:
             raise RepeatlabError(f"threshold must be in (0, 1), got {self.threshold}")
         if not 2 <= self.num_perm <= 1024:
             raise RepeatlabError(f"num_perm must be in [2, 1024], got {self.num_perm}")
-        if self.shingle_size < 1:
-            raise RepeatlabError(f"shingle_size must be at least 1, got {self.shingle_size}")
+        check_int("shingle_size", self.shingle_size, 1, MAX_SHINGLE_SIZE,
+                  reason="each word of a shingle is one more pass over every word of the corpus")
         if self.seed < 0:
             raise RepeatlabError(f"seed must be non-negative, got {self.seed}")
 
@@ -72,8 +80,8 @@ class AuditConfig:
             raise RepeatlabError("tokenizer must be 'byte' or a path to a tokenizer.json, got ''")
         if not self.text_field:
             raise RepeatlabError("text_field must not be empty")
-        if self.min_span_tokens < 2:
-            raise RepeatlabError(f"min_span_tokens must be at least 2, got {self.min_span_tokens}")
+        check_int("min_span_tokens", self.min_span_tokens, 2, MAX_SPAN_TOKENS,
+                  reason="the span counters index windows with machine integers")
         if self.span_method not in ("hash", "suffix-array"):
             raise RepeatlabError(f"span_method must be 'hash' or 'suffix-array', got {self.span_method!r}")
         if self.top_k < 1:

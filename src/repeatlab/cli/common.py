@@ -1,4 +1,4 @@
-"""Small helpers shared by CLI commands: token-count parsing and table rendering."""
+"""Small helpers shared by CLI commands: token-count parsing, option checks and table rendering."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def parse_count(text: str) -> int:
     if not math.isfinite(value):  # 1e999 reads as infinity
         raise RepeatlabError(f"{text.strip()!r} is too large to be a count; write e.g. 1000000, 1e6, 10M or 2.5B")
     return int(round(value))
+
+
+def refuse_without(option: str, value: object, needed: str, *, given: bool, purpose: str) -> None:
+    """Refuse an option given without the one it needs, which would otherwise be silently ignored (``value`` is
+    ``None`` when the option was not given)."""
+    if value is not None and not given:
+        raise RepeatlabError(f"{option} {value} needs {needed} ({purpose}); give {needed}, or leave {option} out")
 
 
 def print_rows(title: str, rows: list[tuple[str, str]]) -> None:

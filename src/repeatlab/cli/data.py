@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from repeatlab.cli.common import console, parse_count, print_rows
+from repeatlab.cli.common import console, parse_count, print_rows, refuse_without
 from repeatlab.cli.errors import OneLineUsageErrors, user_errors
 from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import PrepareConfig, prepare_dataset
@@ -24,7 +24,7 @@ def prepare(
     source: Annotated[str, typer.Argument(help="builtin, python-stdlib (named sources join with +), a .txt/.jsonl/.parquet file, a directory, or hf:PATH")],
     out: Annotated[Path, typer.Option(help="Directory to create")],
     tokenizer: Annotated[str, typer.Option(help="bpe or byte")] = "bpe",
-    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size")] = 8192,
+    vocab_size: Annotated[int | None, typer.Option(help="BPE vocabulary size (default 8192)")] = None,
     tokenizer_from: Annotated[Path | None, typer.Option(help="Reuse this prepared dataset's tokenizer (kind, "
                                                              "vocabulary) instead of training one, to fine-tune a "
                                                              "run trained on it")] = None,
@@ -37,11 +37,13 @@ def prepare(
     """Split a corpus by document, train a tokenizer (or reuse another dataset's), and write packed token memmaps."""
     if tokenizer not in ("bpe", "byte"):
         raise RepeatlabError(f"--tokenizer must be bpe or byte, got {tokenizer!r}")
+    refuse_without("--vocab-size", vocab_size, "--tokenizer bpe", given=tokenizer == "bpe",
+                   purpose="a byte tokenizer has its fixed 257 ids and trains nothing")
     config = PrepareConfig(
         source=source,
         text_field=text_field,
         tokenizer=tokenizer,  # type: ignore[arg-type]  # checked above
-        vocab_size=vocab_size,
+        vocab_size=PrepareConfig.vocab_size if vocab_size is None else vocab_size,
         context=context,
         test_fraction=test_fraction,
         seed=seed,

@@ -13,6 +13,7 @@ from repeatlab.cli.sweep import ProgressView
 from repeatlab.config import ConfigError
 from repeatlab.demo import DEMO_PRESET, REPRODUCTIONS, DemoResult, run_demo
 from repeatlab.sweeps import load_grid
+from repeatlab.sweeps.grid import check_workers
 
 
 @user_errors
@@ -21,6 +22,7 @@ def demo(
     workers: Annotated[int | None, typer.Option(help="Parallel runs (default: the preset's)")] = None,
 ) -> None:
     """Run the cpu-tiny sweep on the built-in corpus, probe and fit it, and write the HTML report."""
+    _check_workers(workers)
     console.print(f"repeatlab demo: the {DEMO_PRESET} sweep on the built-in corpus, in {out}")
     _show(_run(out, None, workers), "demo")
 
@@ -35,10 +37,17 @@ def reproduce(
     stop at any time, the same command resumes."""
     if name not in REPRODUCTIONS:
         raise ConfigError(f"unknown reproduction {name!r}; choose one of: {', '.join(REPRODUCTIONS)}")
+    _check_workers(workers)
     preset = REPRODUCTIONS[name]
     out = out or Path("runs") / preset
     console.print(f"repeatlab reproduce {name}: the {preset} sweep, in {out} (docs/reproduction.md)")
     _show(_run(out, preset, workers), f"reproduce {name}")
+
+
+def _check_workers(workers: int | None) -> None:
+    """Before the banner: the sweep checks ``--workers`` too, but only after the command has said what it runs."""
+    if workers is not None:
+        check_workers("--workers", workers)
 
 
 def _run(out: Path, preset: str | None, workers: int | None) -> DemoResult:

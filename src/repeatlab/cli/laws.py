@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from repeatlab.cli.common import console, parse_count
+from repeatlab.cli.common import console, parse_count, refuse_without
 from repeatlab.cli.errors import OneLineUsageErrors, user_errors
 from repeatlab.config import from_dict, to_dict
 from repeatlab.errors import RepeatlabError
@@ -66,7 +66,9 @@ def fit(
         list[str] | None, typer.Option(help="Rename a column, FILE_NAME=NAME (e.g. val_loss=loss); repeatable")
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for intervals (0: none)")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the bootstrap resampling (with --bootstrap; default 0)")
+    ] = None,
     metric: Annotated[str, typer.Option(help="power: the column to fit against N")] = "loss",
     fit_base: Annotated[bool, typer.Option(help="data-constrained: also fit A, B, E, alpha, beta")] = False,
     grid: Annotated[
@@ -95,8 +97,9 @@ def fit(
     """Fit a law with the summed-Huber multi-start L-BFGS-B recipe; power fits use the control runs only."""
     if out is not None:
         check_output_file(out, example="fit.json")  # before the (multi-start) fit
+    refuse_without("--seed", seed, "--bootstrap N", given=bootstrap != 0, purpose="it seeds the bootstrap resampling")
+    config = BootstrapConfig(n_resamples=bootstrap, seed=seed or 0) if bootstrap else None
     runs = load_runs(table, columns=_renames(column or []))
-    config = BootstrapConfig(n_resamples=bootstrap, seed=seed) if bootstrap else None
     fit_config = FitConfig(huber_delta=huber_delta, drop_highest_loss=drop_highest_loss)
     identify_config = IdentifyConfig() if identify else None
     result: LawFit[Any]

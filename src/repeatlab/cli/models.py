@@ -9,7 +9,6 @@ from rich.table import Table
 
 from repeatlab.cli.common import console
 from repeatlab.cli.errors import user_errors
-from repeatlab.errors import RepeatlabError
 from repeatlab.models.sizes import list_sizes
 
 
@@ -25,9 +24,9 @@ def models(
     vocab_size: Annotated[int, typer.Option(help="Vocabulary size used for the total parameter count")] = 50257,
     context: Annotated[int, typer.Option(help="Context length used for the total parameter count")] = 1024,
 ) -> None:
-    """List the named model sizes: shape, scaling-law N (12 L d^2, or 4 L d^2 attention-only) and exact total."""
-    if vocab_size < 1 or context < 1:
-        raise RepeatlabError(f"--vocab-size and --context must be positive, got {vocab_size} and {context}")
+    """List the named model sizes: shape, scaling-law N (12 L d^2, or 4 L d^2 attention-only) and exact total.
+
+    ModelConfig checks --vocab-size and --context, as it does for every model."""
     table = Table(title=f"model sizes (vocab {vocab_size}, context {context})", title_justify="left")
     table.add_column("name", no_wrap=True)
     for column in ("layers", "d_model", "heads", "mlp", "N (non-emb.)", "total"):

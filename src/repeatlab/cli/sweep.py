@@ -11,12 +11,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from repeatlab.cli.common import console
+from repeatlab.cli.common import console, refuse_without
 from repeatlab.cli.errors import OneLineUsageErrors, user_errors
 from repeatlab.sweeps.results import collect as collect_results
 from repeatlab.sweeps.results import run_rows
 from repeatlab.sweeps.driver import run_sweep
-from repeatlab.sweeps.estimate import estimate_sweep
+from repeatlab.sweeps.estimate import check_timing, estimate_sweep
 from repeatlab.sweeps.grid import expand_grid, load_grid, parse_overrides, preset_names
 from repeatlab.io import is_locked, lock_file_of
 from repeatlab.layout import DATA_DIR, variant_dir
@@ -102,12 +102,19 @@ def collect(sweep_dir: Annotated[Path, typer.Argument(help="A sweep directory")]
 def plan(
     grid: GridArg,
     measure: Annotated[bool, typer.Option(help="Time a few training steps of each size and estimate the sweep")] = False,
-    steps: Annotated[int, typer.Option(help="Steps timed per size with --measure")] = 10,
-    workers: Annotated[int | None, typer.Option(help="Workers the estimate assumes (default: the grid's)")] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps timed per size with --measure (default 10)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Workers the estimate of --measure assumes (default: the "
+                                                     "grid's)")] = None,
     work_dir: Annotated[Path | None, typer.Option(help="Where --measure prepares data (default: a temp dir)")] = None,
     set_: SetOpt = None,
 ) -> None:
     """List the runs of GRID; with --measure, estimate how long the sweep takes on this machine."""
+    refuse_without("--steps", steps, "--measure", given=measure, purpose="it sets how many steps are timed")
+    refuse_without("--workers", workers, "--measure", given=measure, purpose="the estimate assumes that many")
+    refuse_without("--work-dir", work_dir, "--measure", given=measure, purpose="the data the timing trains on")
+    steps = 10 if steps is None else steps
+    if measure:
+        check_timing(steps, workers)
     config = load_grid(grid, overrides=parse_overrides(set_ or []))
     specs = expand_grid(config)
     console.print(f"grid {config.name} ({config.kind}): {len(specs)} runs; presets: {', '.join(preset_names())}")

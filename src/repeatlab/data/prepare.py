@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from repeatlab.config import added_later, check_seed, to_dict
+from repeatlab.config import added_later, check_context, check_seed, check_vocab_size, to_dict
 from repeatlab.data.classification import TASK_KIND, ClassificationTask, write_classification_dataset
 from repeatlab.data.regression import TASK_KIND as REGRESSION_KIND
 from repeatlab.data.regression import RegressionTask, write_regression_dataset
@@ -86,13 +86,12 @@ class PrepareConfig:
             raise RepeatlabError(
                 f"tokenizer_from must be a prepared dataset directory or null, got {self.tokenizer_from!r}"
             )
-        if self.context < 2:
-            raise RepeatlabError(f"context must be at least 2 tokens, got {self.context}")
+        check_context("context", self.context, low=2)
         if not 0.0 < self.test_fraction < 1.0:
             raise RepeatlabError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         check_seed("seed", self.seed)
-        if self.tokenizer == "bpe" and not 300 <= self.vocab_size <= 2**32:
-            raise RepeatlabError(f"vocab_size must be between 300 and 2^32 for BPE, got {self.vocab_size}")
+        if self.tokenizer == "bpe":
+            check_vocab_size("vocab_size of a BPE tokenizer", self.vocab_size, low=300)
 
     @property
     def classification_task(self) -> ClassificationTask:

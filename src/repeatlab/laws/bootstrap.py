@@ -13,11 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from repeatlab.config import check_int
 from repeatlab.errors import RepeatlabError
 from repeatlab.laws.forms import FloatArray
 from repeatlab.laws.objective import LogLossModel, huber_objective
 from repeatlab.laws.optim import OptimizerConfig, minimize_batch
 from repeatlab.laws.results import BootstrapSummary, FitError, Interval, LawT
+
+MAX_RESAMPLES = 100_000
+"""The most bootstrap resamples: 1,000 settle a 95% interval, and the refits are batched in memory."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,8 +36,8 @@ class BootstrapConfig:
     """Coverage of the percentile intervals."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_resamples, int) or self.n_resamples < 2:
-            raise RepeatlabError(f"BootstrapConfig.n_resamples must be an integer >= 2, got {self.n_resamples!r}")
+        check_int("BootstrapConfig.n_resamples", self.n_resamples, 2, MAX_RESAMPLES,
+                  reason="every resample is refitted at once, in memory")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise RepeatlabError(f"BootstrapConfig.seed must be a non-negative integer, got {self.seed!r}")
         if not 0 < self.level < 1:

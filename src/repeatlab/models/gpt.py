@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from repeatlab.config import check_context, check_vocab_size
 from repeatlab.errors import RepeatlabError
 from repeatlab.models.hooks import HookPoint
 
@@ -67,13 +68,13 @@ class ModelConfig:
     """Whether linear layers have biases."""
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "d_model", "n_head", "context"):
+        for name in ("n_layer", "d_model", "n_head"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise RepeatlabError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        check_context("ModelConfig.context", self.context)
         if self.d_vector is None:
-            if not isinstance(self.vocab_size, int) or isinstance(self.vocab_size, bool) or self.vocab_size < 1:
-                raise RepeatlabError(f"ModelConfig.vocab_size must be a positive integer, got {self.vocab_size!r}")
+            check_vocab_size("ModelConfig.vocab_size", self.vocab_size)
         elif not isinstance(self.d_vector, int) or isinstance(self.d_vector, bool) or self.d_vector < 1:
             raise RepeatlabError(f"ModelConfig.d_vector must be a positive integer or null, got {self.d_vector!r}")
         elif self.vocab_size != 0:

@@ -22,7 +22,7 @@ from repeatlab.dynamics.finetune import run_finetune_stage
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import atomic_write_text, check_output_dir, output_lock, write_json
 from repeatlab.sweeps.results import collect
-from repeatlab.sweeps.grid import GridConfig, RunSpec, expand_grid, grid_to_toml
+from repeatlab.sweeps.grid import GridConfig, RunSpec, check_workers, expand_grid, grid_to_toml
 from repeatlab.sweeps.local import run_local
 from repeatlab.sweeps.prepare import prepare_datasets
 from repeatlab.sweeps.ray_backend import run_ray
@@ -128,8 +128,8 @@ def run_sweep(
     say = progress or (lambda _event: None)
     if backend not in ("local", "ray"):
         raise RepeatlabError(f"--backend must be local or ray, got {backend!r}")
-    if workers is not None and workers < 1:
-        raise RepeatlabError(f"--workers must be at least 1, got {workers}")
+    if workers is not None:
+        check_workers("--workers", workers)
     out = Path(out)
     check_output_dir(out)
     check_sweep_dir(out)

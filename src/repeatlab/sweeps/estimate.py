@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
+from repeatlab.config import check_int
 from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import prepare_dataset
 from repeatlab.data.prepared import META_FILE
-from repeatlab.errors import RepeatlabError
-from repeatlab.sweeps.grid import GridConfig, expand_grid
+from repeatlab.sweeps.grid import GridConfig, check_workers, expand_grid
 from repeatlab.dynamics import train_with_probes
 from repeatlab.layout import DATA_DIR, MIXTURES_DIR, variant_dir
 from repeatlab.sweeps.runner import write_probes
@@ -29,6 +29,9 @@ from repeatlab.train.config import RunConfig
 
 START_UP_S = 5.0
 """Per-run cost outside training, evaluation and probes (process start, imports, data opening)."""
+
+MAX_TIMED_STEPS = 10_000
+"""The most steps timed per size: a rate steadies within tens of steps, and more only delays the estimate."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,13 @@ def _key(size: str, variant: str | None) -> str:
     return size if variant is None else f"{size} data={variant}"
 
 
+def check_timing(steps: int, workers: int | None) -> None:
+    """Refuse timing settings that cannot work, before anything is listed, prepared or trained."""
+    check_int("--steps", steps, 2, MAX_TIMED_STEPS, reason="steps trained per size only to time them")
+    if workers is not None:
+        check_workers("--workers", workers)
+
+
 def estimate_sweep(
     grid: GridConfig,
     *,
@@ -66,8 +76,7 @@ def estimate_sweep(
     """Time ``steps`` training steps, one evaluation and the probes of each size on each of the grid's datasets;
     extrapolate to the grid."""
     say = progress or (lambda _text: None)
-    if steps < 2:
-        raise RepeatlabError(f"--steps must be at least 2, got {steps}")
+    check_timing(steps, workers)
     workers = workers or grid.resources.local_workers
     threads = max(1, int(grid.resources.cpus_per_run))  # as the backends run it
     torch.set_num_threads(threads)

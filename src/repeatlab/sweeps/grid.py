@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from repeatlab.config import ConfigError, added_later, config_hash, from_dict, override, to_dict
+from repeatlab.config import ConfigError, added_later, check_int, config_hash, from_dict, override, to_dict
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_utf8
 from repeatlab.data.classification import TASK_KIND
@@ -43,6 +43,15 @@ from repeatlab.train.config import OptimConfig, RunConfig, TrainConfig
 
 GridKind = Literal["repeated", "data_constrained"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+MAX_WORKERS = 1024
+"""The most runs a sweep trains at once (local worker processes, or Ray tasks in flight)."""
+
+
+def check_workers(where: str, value: object) -> None:
+    """The one rule for a worker count: ``resources.local_workers``, and ``--workers`` of every command."""
+    check_int(where, value, 1, MAX_WORKERS, reason="runs trained at once, each a process with its own model")
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -64,8 +73,7 @@ class ResourcesConfig:
             raise RepeatlabError(f"resources.cpus_per_run must be > 0, got {self.cpus_per_run!r}")
         if not self.gpus_per_run >= 0:
             raise RepeatlabError(f"resources.gpus_per_run must be >= 0, got {self.gpus_per_run!r}")
-        if self.local_workers < 1:
-            raise RepeatlabError(f"resources.local_workers must be at least 1, got {self.local_workers!r}")
+        check_workers("resources.local_workers", self.local_workers)
         if self.max_retries < 0:
             raise RepeatlabError(f"resources.max_retries must be >= 0, got {self.max_retries!r}")
 
