@@ -263,3 +263,15 @@ def test_the_seed_counts_with_a_bootstrap(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         fits.setdefault(seed, []).append(result.output)
     assert fits["1"][0] == fits["1"][1] and fits["0"][0] != fits["1"][0]
+
+
+@pytest.mark.parametrize("name", ["batch_size", "n_random_sequences", "n_test_sequences", "n_copy_paragraphs",
+                                  "n_memorisation_sequences", "ablation_top_k", "induction_tokens"])
+def test_probe_settings_are_bounded_when_the_config_is_built(name: str) -> None:
+    """``repeatlab probe --batch-size 10^30`` overflowed a C integer inside torch; every probe count is now refused
+    when the ``ProbeConfig`` is built, so the CLI, ``--set`` and a grid's ``[probes]`` get the same one line."""
+    high = "1,048,576" if name == "induction_tokens" else "1,000,000"
+    with pytest.raises(ValueError, match=f"ProbeConfig.{name} must be an integer from 1 to {high}"):
+        ProbeConfig(**{name: 10**30})
+    with pytest.raises(ValueError, match=f"ProbeConfig.{name} must be an integer from 1"):
+        ProbeConfig(**{name: 0})

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from repeatlab.config import check_seed
+from repeatlab.config import check_context, check_int, check_seed
 from repeatlab.errors import RepeatlabError
 from repeatlab.probes.ablation import ABLATION_MODES, AblationMode
 from repeatlab.probes.registry import PROBES, TOKEN_PROBES, ProbeName
+
+MAX_PROBE_COUNT = 1_000_000
+"""The most sequences (or heads) a probe setting may ask for: every one is held in memory at once."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -71,15 +74,13 @@ class ProbeConfig:
         if len(set(self.probes)) != len(self.probes):
             raise RepeatlabError(f"ProbeConfig.probes lists a probe twice: {list(self.probes)}")
         check_seed("ProbeConfig.seed", self.seed)
-        positive = (
-            "batch_size", "n_random_sequences", "induction_tokens", "prefix_matching_tokens", "n_test_sequences",
-            "n_copy_paragraphs", "memorisation_prefix_tokens", "memorisation_continuation_tokens",
-            "n_memorisation_sequences", "ablation_top_k",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise RepeatlabError(f"ProbeConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("induction_tokens", "prefix_matching_tokens", "memorisation_prefix_tokens",
+                     "memorisation_continuation_tokens"):
+            check_context(f"ProbeConfig.{name}", getattr(self, name))
+        for name in ("batch_size", "n_random_sequences", "n_test_sequences", "n_copy_paragraphs",
+                     "n_memorisation_sequences", "ablation_top_k"):
+            check_int(f"ProbeConfig.{name}", getattr(self, name), 1, MAX_PROBE_COUNT,
+                      reason="the probe holds that many sequences or heads in memory")
         if self.prefix_matching_repeats < 2:
             raise RepeatlabError(
                 f"ProbeConfig.prefix_matching_repeats must be at least 2, got {self.prefix_matching_repeats!r}"

@@ -1,0 +1,215 @@
+"""A two-parameter model of induction-head formation on the in-context classification task, after Reddy 2023.
+
+Reddy reduces the induction head that solves his task to two numbers and traces its abrupt emergence to logits
+nested inside one another, learned one after the other. This module is our reading of that idea, written from
+the task's own statistics (``data.classification.ClassificationTask``), not a transcription of his equations:
+
+* ``beta``, the induction head's *match*: the query attends to the labels of the ``B`` context items of its own
+  class with weight ``a = B e^beta / (B e^beta + D)`` against the ``D = N - B`` other pairs (``N = n_pairs - 1``
+  context pairs); the first, inner logit;
+* ``xi``, its *copy* strength: the attended labels' logits grow by ``xi`` times their attention, so the correct
+  label gets ``u = xi a`` and each distractor label ``v = xi (1 - a) / D``; the second, outer logit;
+* beside them, in-weights learning: one logit ``w_k`` per class on its fixed label, which competes with the copy.
+
+Gradient descent on the expected cross-entropy at the query (classes drawn by the task's Zipf law; a
+``relabel_fraction`` of sequences with fresh labels, where ``w_k`` points to a wrong label) gives the dynamics.
+They have the nested structure's plateau: at ``beta = 0`` the copy earns only ``a = B / N`` of the context, so
+``xi`` grows slowly; ``beta``'s gradient is proportional to ``xi``, so the match sharpens only once ``xi`` has
+grown, which raises ``a`` and with it ``xi``'s gradient: a slow start, then an abrupt rise. In-weights learning
+competes: each ``w_k`` learns at a rate proportional to its class's frequency, fast for few classes, and once the
+weights answer the query the copy's gradient dies (the loss is already low). So the burstiness ``B`` (through
+``a``) and the number of classes ``K`` (through ``w``'s rate) decide which wins, as in the network.
+
+``fit_induction_model`` fits the few constants that map the model onto a network's training (the time scale per
+step, the in-weights rate and the initial copy strength) to the network's query losses on the task's ``icl`` and
+``iwl`` sets, jointly over runs of several tasks, so the model must reproduce every task's curve with one set of
+constants: the dependence on K and B is then the model's prediction, not a fit per cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from repeatlab.data.classification import ClassificationTask
+
+
+@dataclass(frozen=True, kw_only=True)
+class InductionConstants:
+    """What maps the model onto a network's training: ``lr`` (model time per training step), ``iwl_rate`` (the
+    in-weights logits' rate relative to the head's) and ``xi0`` (the copy strength at initialisation)."""
+
+    lr: float
+    iwl_rate: float
+    xi0: float
+
+
+@dataclass(frozen=True)
+class _Task:
+    """The task's statistics the model reads."""
+
+    context_pairs: int
+    burstiness: int
+    n_labels: int
+    class_probs: np.ndarray
+    relabel_fraction: float
+
+    @classmethod
+    def of(cls, task: ClassificationTask) -> _Task:
+        if task.burstiness >= task.n_pairs - 1:
+            raise ValueError(f"the model needs at least one distractor pair: burstiness {task.burstiness} with "
+                             f"{task.n_pairs - 1} context pairs")
+        if task.n_labels < task.n_pairs + 1:
+            raise ValueError(f"the model needs more labels ({task.n_labels}) than context pairs + 1 ({task.n_pairs})")
+        ranks = np.arange(1, task.n_classes + 1, dtype=np.float64)
+        probs = ranks ** -task.zipf_exponent
+        return cls(task.n_pairs - 1, task.burstiness, task.n_labels, probs / probs.sum(), task.relabel_fraction)
+
+    @property
+    def distractors(self) -> int:
+        return self.context_pairs - self.burstiness
+
+
+def _attention(beta: float, task: _Task) -> float:
+    return task.burstiness * np.exp(beta) / (task.burstiness * np.exp(beta) + task.distractors)
+
+
+def _copy_logits(beta: float, xi: float, task: _Task) -> tuple[float, float, float]:
+    """``(a, u, v)``: attention on the query's class, the correct label's copy logit and each distractor's."""
+    a = _attention(beta, task)
+    return a, xi * a, xi * (1.0 - a) / task.distractors
+
+
+def _gradients(beta: float, xi: float, w: np.ndarray, task: _Task) -> tuple[float, float, np.ndarray, float]:
+    """Gradients of the expected training loss in ``beta``, ``xi`` and ``w``, and the loss."""
+    a, u, v = _copy_logits(beta, xi, task)
+    d, p, r = task.distractors, task.class_probs, task.relabel_fraction
+    # Fixed labels: correct u + w, d distractors v, the rest 0. Relabelled: correct u, w's label, d v, the rest 0.
+    z_fixed = np.exp(u + w) + d * np.exp(v) + (task.n_labels - 1 - d)
+    z_relabel = np.exp(u) + np.exp(w) + d * np.exp(v) + (task.n_labels - 2 - d)
+    loss = float(p @ ((1 - r) * (np.log(z_fixed) - u - w) + r * (np.log(z_relabel) - u)))
+    correct_fixed, correct_relabel = np.exp(u + w) / z_fixed, np.exp(u) / z_relabel
+    grad_u = float(p @ ((1 - r) * (correct_fixed - 1) + r * (correct_relabel - 1)))
+    grad_v = float(p @ ((1 - r) * d * np.exp(v) / z_fixed + r * d * np.exp(v) / z_relabel))
+    grad_w = p * ((1 - r) * (correct_fixed - 1) + r * np.exp(w) / z_relabel)
+    grad_xi = grad_u * a + grad_v * (1 - a) / d
+    grad_beta = xi * a * (1 - a) * (grad_u - grad_v / d)
+    return grad_beta, grad_xi, grad_w, loss
+
+
+def eval_losses(beta: float, xi: float, w: np.ndarray, task: _Task) -> tuple[float, float]:
+    """The query's expected cross-entropy on the ``icl`` set (class in context, fresh labels) and the ``iwl`` set
+    (class absent, fixed labels: the head spreads ``xi`` over the ``N`` pairs' labels)."""
+    _, u, v = _copy_logits(beta, xi, task)
+    d, p, n = task.distractors, task.class_probs, task.context_pairs
+    icl = np.log(np.exp(u) + np.exp(w) + d * np.exp(v) + (task.n_labels - 2 - d)) - u
+    iwl = np.log(np.exp(w) + n * np.exp(xi / n) + (task.n_labels - 1 - n)) - w
+    return float(p @ icl), float(p @ iwl)
+
+
+@dataclass(frozen=True)
+class ModelCurves:
+    """The model's trajectory at the requested steps."""
+
+    steps: np.ndarray
+    beta: np.ndarray
+    xi: np.ndarray
+    icl_loss: np.ndarray
+    iwl_loss: np.ndarray
+    train_loss: np.ndarray
+
+
+def simulate(task: ClassificationTask, constants: InductionConstants, steps: Sequence[int]) -> ModelCurves:
+    """Gradient descent from ``beta = 0``, ``xi = xi0``, ``w = 0``, one model step per training step; the state
+    after ``s`` steps for each ``s`` in ``steps``."""
+    stats = _Task.of(task)
+    wanted = np.asarray(sorted(set(int(s) for s in steps)), dtype=np.int64)
+    if len(wanted) == 0 or wanted[0] < 0:
+        raise ValueError(f"steps must be non-negative, got {list(steps)}")
+    beta, xi, w = 0.0, constants.xi0, np.zeros(len(stats.class_probs))
+    rows: dict[str, list[float]] = {name: [] for name in ("beta", "xi", "icl", "iwl", "train")}
+    index = 0
+    for step in range(int(wanted[-1]) + 1):
+        grad_beta, grad_xi, grad_w, loss = _gradients(beta, xi, w, stats)
+        if step == wanted[index]:
+            icl, iwl = eval_losses(beta, xi, w, stats)
+            for name, value in zip(rows, (beta, xi, icl, iwl, loss)):
+                rows[name].append(value)
+            index += 1
+            if index == len(wanted):
+                break
+        beta -= constants.lr * grad_beta
+        xi -= constants.lr * grad_xi
+        w = w - constants.lr * constants.iwl_rate * grad_w
+    return ModelCurves(wanted, *(np.asarray(rows[name]) for name in rows))
+
+
+@dataclass(frozen=True)
+class MeasuredCurves:
+    """One network run's query losses on the ``icl`` and ``iwl`` sets at logged steps."""
+
+    task: ClassificationTask
+    steps: np.ndarray
+    icl_loss: np.ndarray
+    iwl_loss: np.ndarray
+
+
+@dataclass(frozen=True)
+class InductionFit:
+    """Fitted constants and, per run, the model's curves and how much of the measured curves' variance they
+    explain (``r2`` over the two losses together)."""
+
+    constants: InductionConstants
+    curves: tuple[ModelCurves, ...]
+    r2: tuple[float, ...]
+    rmse: float
+
+
+def _residuals(constants: InductionConstants, runs: Sequence[MeasuredCurves]) -> tuple[list[ModelCurves], np.ndarray]:
+    curves = [simulate(run.task, constants, run.steps) for run in runs]
+    residuals = [np.concatenate([c.icl_loss - r.icl_loss, c.iwl_loss - r.iwl_loss]) for c, r in zip(curves, runs)]
+    return curves, np.concatenate(residuals)
+
+
+def _constants(log_params: np.ndarray) -> InductionConstants:
+    lr, iwl_rate, xi0 = np.exp(np.clip(log_params, -20, 8))
+    return InductionConstants(lr=float(lr), iwl_rate=float(iwl_rate), xi0=float(xi0))
+
+
+def fit_induction_model(runs: Sequence[MeasuredCurves], *, starts: Sequence[Mapping[str, float]] | None = None,
+                        ) -> InductionFit:
+    """Least-squares fit of ``InductionConstants``, shared by ``runs``, to their ``icl`` and ``iwl`` query losses;
+    Nelder-Mead in log space from each start (default: a small grid), the best kept."""
+    if not runs:
+        raise ValueError("fit_induction_model needs at least one run")
+    grid = starts or [{"lr": lr, "iwl_rate": rate, "xi0": 0.1} for lr in (0.03, 0.3) for rate in (1.0, 30.0)]
+
+    def objective(log_params: np.ndarray) -> float:
+        _, residual = _residuals(_constants(log_params), runs)
+        value = float(np.mean(residual ** 2))
+        return value if np.isfinite(value) else 1e12
+
+    best = None
+    for start in grid:
+        x0 = np.log([start["lr"], start["iwl_rate"], start["xi0"]])
+        result = minimize(objective, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 400})
+        if best is None or result.fun < best.fun:
+            best = result
+    assert best is not None
+    constants = _constants(best.x)
+    curves, residual = _residuals(constants, runs)
+    r2 = []
+    for curve, run in zip(curves, runs):
+        measured = np.concatenate([run.icl_loss, run.iwl_loss])
+        modelled = np.concatenate([curve.icl_loss, curve.iwl_loss])
+        total = float(np.sum((measured - measured.mean()) ** 2))
+        r2.append(1.0 - float(np.sum((measured - modelled) ** 2)) / total if total > 0 else float("nan"))
+    return InductionFit(constants=constants, curves=tuple(curves), r2=tuple(r2),
+                        rmse=float(np.sqrt(np.mean(residual ** 2))))
+
+
+__all__ = ["InductionConstants", "InductionFit", "MeasuredCurves", "ModelCurves", "eval_losses",
+           "fit_induction_model", "simulate"]
