@@ -20,7 +20,7 @@ import pandas as pd
 from repeatlab.report.analysis import Analysis
 from repeatlab.report.load import RunRecord, probe_column
 from repeatlab.report.model import Section, Table, format_epochs
-from repeatlab.report.plotting import encode, new_figure, size_colors, style
+from repeatlab.report.plotting import encode, new_figure, plain_log_axis, size_colors, style
 
 LOSS_RATIO = "regression.loss_ratio"
 """Model loss over the loss of one tuned GD step (``probes.regression.GDComparison``), logged over training."""
@@ -39,23 +39,20 @@ def regression_rows(an: Analysis) -> pd.DataFrame:
         return pd.DataFrame()
     frame = frame[frame[column].notna()].copy()
     full_length = frame.groupby("model")["total_tokens"].transform("max") if "total_tokens" in frame else None
-    settings = []
+    settings, order = [], []
     for index, row in frame.iterrows():
         fraction = float(row.get("repeated_fraction") or 0.0)
         if fraction > 0:
             settings.append(f"f={fraction:g} E={format_epochs(row.get('repeated_epochs'))}")
+            order.append((2, fraction, float(row.get("repeated_epochs") or 1)))
         elif full_length is not None and float(row["total_tokens"]) < float(full_length[index]):
             settings.append(UNIQUE)
+            order.append((1, 0.0, 0.0))
         else:
             settings.append(CLEAN)
-    frame["setting"] = settings
+            order.append((0, 0.0, 0.0))
+    frame["setting"], frame["setting_order"] = settings, order
     return frame
-
-
-def _order(setting: str) -> tuple[int, float]:
-    if setting in (CLEAN, UNIQUE):
-        return (0 if setting == CLEAN else 1, 0.0)
-    return (2, float(setting.rsplit("E=", 1)[1].replace(",", "")))
 
 
 def _spread(values: Sequence[float], digits: int = 3) -> str:
@@ -82,7 +79,7 @@ def regression_section(an: Analysis) -> Section | None:
     if rows.empty:
         return None
     sizes = [s for s in an.sizes if s in set(rows["model"])]
-    settings = sorted(set(rows["setting"]), key=_order)
+    settings = list(dict.fromkeys(rows.sort_values("setting_order")["setting"]))
     colors = size_colors(sizes)
     fig = new_figure(9.6, 3.6)
     ratio_ax, curve_ax = fig.subplots(1, 2)
@@ -125,7 +122,7 @@ def regression_section(an: Analysis) -> Section | None:
     ratio_ax.set_xticks(range(len(settings)), settings, rotation=30, ha="right", fontsize=7)
     ratio_ax.set_ylabel("final loss / one GD step", fontsize=8)
     ratio_ax.legend(fontsize=7)
-    curve_ax.set_yscale("log")
+    plain_log_axis(curve_ax)
     curve_ax.set_xlabel("step", fontsize=8)
     curve_ax.set_ylabel("loss / one GD step (dashed: controls)", fontsize=8)
     caption = (
