@@ -18,11 +18,19 @@ The protocol (fixed before any run of the grid was trained; docs/testbeds.md has
   control and the control on the (1 - f) T unique sequences alone; outcomes: final test loss, the loss on the
   repeated subset (memorisation), the gap to one GD step (loss ratio) and the sensitivity cosine, and the first
   evaluation step at which the loss ratio is within 10% of GD (``regression.loss_ratio <= 1.1``), logged every 250
-  steps on 512 test sequences.
+  steps on 512 test sequences;
+* GD++ (``gdpp``, fixed before it was run on any model): are the stacked models closer to von Oswald et al.'s
+  curvature-corrected GD (``probes.gdpp``) than to plain GD? For lsa-2l and lsa-3l (K = 2, 3 layers), each
+  headline run against K steps of GD++ with its 2K step sizes tuned on the 4,096 tuning sequences' targets (loss
+  ratio and cosines on the 2,048 test sequences, as for GD); and, asking which algorithm the model *is*, K steps of
+  plain GD with K free step sizes and K steps of GD++ with 2K, each fitted to the model's own predictions on 1,024
+  tuning sequences, then compared with the model on the test sequences (prediction cosine, and the residual
+  ``|model - fit| / |model|``).
 
     python experiments/regression_gd.py runs/regression tune        # 9 runs
     python experiments/regression_gd.py runs/regression grid        # 12 runs, then the tables
     python experiments/regression_gd.py runs/regression repetition  # 40 runs
+    python experiments/regression_gd.py runs/regression gdpp        # after grid: GD++ against lsa-2l, lsa-3l
     python experiments/regression_gd.py runs/regression table --figure docs/testbeds-regression.png
 
 Runs are one thread each, two side by side; finished runs are reused, so a killed command resumes.
@@ -36,11 +44,16 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from repeatlab.data.mixture import MixtureSpec, make_mixture, unique_control_tokens
-from repeatlab.data.regression import RegressionTask, write_regression_dataset
+from repeatlab.data.regression import (RegressionTask, regression_task, tuning_sequences, vector_inputs,
+                                      write_regression_dataset)
 from repeatlab.dynamics import train_with_probes
-from repeatlab.probes.regression import compare_to_gd, regression_inputs
+from repeatlab.probes.gdpp import predictor, tune_gdpp
+from repeatlab.probes.regression import (GD_TUNING_SEQUENCES, compare_to_gd, match_predictor, model_predictions,
+                                         regression_inputs)
+from repeatlab.report.sections.regression import NEAR_GD
 from repeatlab.train import OptimConfig, RunConfig, TrainConfig
 from repeatlab.train.run import load_run
 
@@ -52,7 +65,8 @@ SEEDS = (0, 1, 2, 3)
 FRACTION, EPOCHS = 0.1, (10, 100, 1_000, 10_000)
 GD_STEPS = (1, 2, 3)
 TEST_SEQUENCES, PROBE_SEQUENCES = 2_048, 512
-NEAR_GD = 1.1
+GDPP_SIZES = {"lsa-2l": 2, "lsa-3l": 3}
+FIT_SEQUENCES = 1_024
 TASK = RegressionTask(n_train_sequences=STEPS * BATCH)
 
 
@@ -130,6 +144,47 @@ def headline(root: Path) -> pd.DataFrame:
                 gd = compare_to_gd(model, inputs[k].rows, gd_lr=inputs[k].gd_lr, n_steps=k)
                 rows.append({"size": size, "seed": seed, **vars(gd)})
     return pd.DataFrame(rows)
+
+
+def gdpp_rows(root: Path) -> pd.DataFrame:
+    """The stacked clean runs against tuned GD++, and plain GD / GD++ fitted to each model's predictions."""
+    dataset = load_run(root / "runs" / run_name(SIZES[0], "clean", 0, tuned_lr(root, SIZES[0]))).dataset
+    test = regression_inputs(dataset, n_sequences=TEST_SEQUENCES, seed=0).rows
+    tuning = torch.from_numpy(tuning_sequences(regression_task(dataset), GD_TUNING_SEQUENCES))
+    tuned = {k: tune_gdpp(tuning, k) for k in GDPP_SIZES.values()}
+    fit_rows = tuning[:FIT_SEQUENCES]
+    rows = []
+    for size, k in GDPP_SIZES.items():
+        lr = tuned_lr(root, size)
+        print(f"GD++ over {k} steps tuned on the task: lrs {tuned[k].lrs}, gammas {tuned[k].gammas}", flush=True)
+        for seed in SEEDS:
+            model = load_run(root / "runs" / run_name(size, "clean", seed, lr)).model
+            with torch.no_grad():
+                own = model_predictions(model.eval(), vector_inputs(fit_rows))
+            row = {"size": size, "seed": seed, "steps": k}
+            row.update({f"tuned_{n}": v for n, v in vars(match_predictor(model, test, predictor(tuned[k]))).items()})
+            for name, curvature in (("gd_fit", False), ("gdpp_fit", True)):
+                match = match_predictor(model, test, predictor(tune_gdpp(fit_rows, k, targets=own, curvature=curvature)))
+                row[f"{name}_cosine"], row[f"{name}_residual"] = match.prediction_cosine, match.prediction_difference
+                row[f"{name}_sensitivity"] = match.sensitivity_cosine
+            rows.append(row)
+            print(f"  {size} seed {seed}: {row}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def gdpp_table(root: Path) -> None:
+    frame = gdpp_rows(root)
+    print(f"\nStacked models against GD++ (mean [min, max] over seeds {SEEDS[0]}-{SEEDS[-1]}; {TEST_SEQUENCES} test "
+          "sequences). Tuned on the task: K steps of GD++ with step sizes tuned on the tuning set's targets. Fitted: "
+          f"K steps fitted to the model's own predictions on {FIT_SEQUENCES} tuning sequences.\n")
+    print("| model | K | GD++ loss | model loss | loss ratio vs tuned GD++ | prediction cosine | sensitivity cosine "
+          "| fitted GD (K step sizes): cosine, residual | fitted GD++ (2K): cosine, residual |")
+    print("|" + "---|" * 9)
+    for size, g in frame.groupby("size"):
+        print(f"| {size} | {g.steps.iloc[0]} | {g.tuned_reference_loss.iloc[0]:.4f} | {spread(g.tuned_model_loss, 4)} "
+              f"| {spread(g.tuned_loss_ratio)} | {spread(g.tuned_prediction_cosine, 4)} "
+              f"| {spread(g.tuned_sensitivity_cosine, 4)} | {spread(g.gd_fit_cosine, 4)}, {spread(g.gd_fit_residual)} "
+              f"| {spread(g.gdpp_fit_cosine, 4)}, {spread(g.gdpp_fit_residual)} |")
 
 
 def repetition_rows(root: Path) -> pd.DataFrame:
@@ -229,7 +284,7 @@ def figure(root: Path, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
-    parser.add_argument("stage", choices=["tune", "grid", "repetition", "table"])
+    parser.add_argument("stage", choices=["tune", "grid", "repetition", "gdpp", "table"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--figure", type=Path)
     args = parser.parse_args()
@@ -245,6 +300,8 @@ def main() -> None:
                             for s in REPETITION_SIZES for m in mixtures for seed in SEEDS], args.workers)
     if args.stage in ("grid", "repetition", "table"):
         tables(args.root)
+    if args.stage == "gdpp":
+        gdpp_table(args.root)
     if args.figure:
         figure(args.root, args.figure)
 

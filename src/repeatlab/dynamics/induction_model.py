@@ -1,29 +1,34 @@
-"""A two-parameter model of induction-head formation on the in-context classification task, after Reddy 2023.
+"""A model of induction-head formation on the in-context classification task, after Reddy 2023.
 
-Reddy reduces the induction head that solves his task to two numbers and traces its abrupt emergence to logits
-nested inside one another, learned one after the other. This module is our reading of that idea, written from
-the task's own statistics (``data.classification.ClassificationTask``), not a transcription of his equations:
+Reddy reduces the induction head that solves his task to two parameters, and traces its abrupt emergence to
+three logits nested inside one another and learned one after the other. This module is our reading of that idea,
+written from the task's own statistics (``data.classification.ClassificationTask``), not a transcription of his
+equations (we had only the paper's abstract and summary):
 
-* ``beta``, the induction head's *match*: the query attends to the labels of the ``B`` context items of its own
-  class with weight ``a = B e^beta / (B e^beta + D)`` against the ``D = N - B`` other pairs (``N = n_pairs - 1``
-  context pairs); the first, inner logit;
-* ``xi``, its *copy* strength: the attended labels' logits grow by ``xi`` times their attention, so the correct
-  label gets ``u = xi a`` and each distractor label ``v = xi (1 - a) / D``; the second, outer logit;
+* ``xi``, the induction head's *copy* strength, the outer logit: the labels it attends to gain ``xi`` times their
+  attention, so the correct label gets ``u = xi a`` and each distractor label ``v = xi (1 - a) / D``;
+* ``beta``, its *match*, the middle logit: the query attends to the labels of the ``B`` context items of its own
+  class with weight ``a = B e^(beta p) / (B e^(beta p) + D)`` against the ``D = N - B`` other pairs (``N =
+  n_pairs - 1`` context pairs);
+* ``alpha``, the previous-token head, the inner logit: each label position attends to its own item with weight
+  ``p = e^alpha / (e^alpha + N)``, and the match can only use what that head copied (``beta p``);
 * beside them, in-weights learning: one logit ``w_k`` per class on its fixed label, which competes with the copy.
 
-Gradient descent on the expected cross-entropy at the query (classes drawn by the task's Zipf law; a
-``relabel_fraction`` of sequences with fresh labels, where ``w_k`` points to a wrong label) gives the dynamics.
-They have the nested structure's plateau: at ``beta = 0`` the copy earns only ``a = B / N`` of the context, so
-``xi`` grows slowly; ``beta``'s gradient is proportional to ``xi``, so the match sharpens only once ``xi`` has
-grown, which raises ``a`` and with it ``xi``'s gradient: a slow start, then an abrupt rise. In-weights learning
-competes: each ``w_k`` learns at a rate proportional to its class's frequency, fast for few classes, and once the
-weights answer the query the copy's gradient dies (the loss is already low). So the burstiness ``B`` (through
-``a``) and the number of classes ``K`` (through ``w``'s rate) decide which wins, as in the network.
+``(beta, xi)`` are the induction head's two parameters; ``alpha`` is what it is built on. Gradient descent on the
+expected cross-entropy at the query (classes drawn by the task's Zipf law; a ``relabel_fraction`` of sequences with
+fresh labels, where ``w_k`` points to a wrong label) gives the dynamics, and the nesting gives the plateau: at
+``alpha = beta = 0`` only the copy has a gradient (it earns ``a = B / N`` of the context); ``beta``'s gradient is
+proportional to ``xi p``, and ``alpha``'s to ``xi beta``, so each logit starts to move only once the one outside it
+has grown, and when the inner ones move, ``a`` rises and with it every gradient: a long, slow start, then an abrupt
+drop of the loss. In-weights learning competes: each ``w_k`` learns at a rate proportional to its class's
+frequency, fast for few classes, and once the weights answer the query the copy's gradient dies (the loss is
+already low). So the burstiness ``B`` (through ``a``) and the number of classes ``K`` (through ``w``'s rate) decide
+which mechanism wins, as in the network.
 
-``fit_induction_model`` fits the few constants that map the model onto a network's training (the time scale per
-step, the in-weights rate and the initial copy strength) to the network's query losses on the task's ``icl`` and
-``iwl`` sets, jointly over runs of several tasks, so the model must reproduce every task's curve with one set of
-constants: the dependence on K and B is then the model's prediction, not a fit per cell.
+``fit_induction_model`` fits the constants that map the model onto a network's training (the time scale per step,
+the in-weights rate and the initial copy strength) to the network's query losses on the task's ``icl`` and ``iwl``
+sets, jointly over runs of several tasks, so that one set of constants must reproduce every task's curves: the
+dependence on K and B is then the model's prediction, not a fit per cell.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ class _Task:
     burstiness: int
     n_labels: int
     class_probs: np.ndarray
+    """Probability of one class of each group of equally frequent classes (one group when alpha = 0): classes of
+    equal frequency have equal logits throughout, so each group is simulated once."""
+    class_mass: np.ndarray
+    """Total probability of each group (sums to 1): the weights of the expected loss."""
     relabel_fraction: float
 
     @classmethod
@@ -66,48 +75,54 @@ class _Task:
             raise ValueError(f"the model needs more labels ({task.n_labels}) than context pairs + 1 ({task.n_pairs})")
         ranks = np.arange(1, task.n_classes + 1, dtype=np.float64)
         probs = ranks ** -task.zipf_exponent
-        return cls(task.n_pairs - 1, task.burstiness, task.n_labels, probs / probs.sum(), task.relabel_fraction)
+        probs, counts = np.unique(probs / probs.sum(), return_counts=True)
+        return cls(task.n_pairs - 1, task.burstiness, task.n_labels, probs, probs * counts, task.relabel_fraction)
 
     @property
     def distractors(self) -> int:
         return self.context_pairs - self.burstiness
 
 
-def _attention(beta: float, task: _Task) -> float:
-    return task.burstiness * np.exp(beta) / (task.burstiness * np.exp(beta) + task.distractors)
+def _previous_token(alpha: float, task: _Task) -> float:
+    """The previous-token head's attention on the previous token, against the ``n_pairs`` other candidates."""
+    return np.exp(alpha) / (np.exp(alpha) + task.context_pairs)
 
 
-def _copy_logits(beta: float, xi: float, task: _Task) -> tuple[float, float, float]:
-    """``(a, u, v)``: attention on the query's class, the correct label's copy logit and each distractor's."""
-    a = _attention(beta, task)
-    return a, xi * a, xi * (1.0 - a) / task.distractors
+def _copy_logits(alpha: float, beta: float, xi: float, task: _Task) -> tuple[float, float, float, float]:
+    """``(p, a, u, v)``: previous-token attention, attention on the query's class, the correct label's copy logit
+    and each distractor's."""
+    p = _previous_token(alpha, task)
+    match = task.burstiness * np.exp(beta * p)
+    a = match / (match + task.distractors)
+    return p, a, xi * a, xi * (1.0 - a) / task.distractors
 
 
-def _gradients(beta: float, xi: float, w: np.ndarray, task: _Task) -> tuple[float, float, np.ndarray, float]:
-    """Gradients of the expected training loss in ``beta``, ``xi`` and ``w``, and the loss."""
-    a, u, v = _copy_logits(beta, xi, task)
-    d, p, r = task.distractors, task.class_probs, task.relabel_fraction
+def _gradients(alpha: float, beta: float, xi: float, w: np.ndarray, task: _Task,
+               ) -> tuple[float, float, float, np.ndarray, float]:
+    """Gradients of the expected training loss in ``alpha``, ``beta``, ``xi`` and ``w``, and the loss."""
+    prev, a, u, v = _copy_logits(alpha, beta, xi, task)
+    d, p, mass, r = task.distractors, task.class_probs, task.class_mass, task.relabel_fraction
     # Fixed labels: correct u + w, d distractors v, the rest 0. Relabelled: correct u, w's label, d v, the rest 0.
     z_fixed = np.exp(u + w) + d * np.exp(v) + (task.n_labels - 1 - d)
     z_relabel = np.exp(u) + np.exp(w) + d * np.exp(v) + (task.n_labels - 2 - d)
-    loss = float(p @ ((1 - r) * (np.log(z_fixed) - u - w) + r * (np.log(z_relabel) - u)))
+    loss = float(mass @ ((1 - r) * (np.log(z_fixed) - u - w) + r * (np.log(z_relabel) - u)))
     correct_fixed, correct_relabel = np.exp(u + w) / z_fixed, np.exp(u) / z_relabel
-    grad_u = float(p @ ((1 - r) * (correct_fixed - 1) + r * (correct_relabel - 1)))
-    grad_v = float(p @ ((1 - r) * d * np.exp(v) / z_fixed + r * d * np.exp(v) / z_relabel))
+    grad_u = float(mass @ ((1 - r) * (correct_fixed - 1) + r * (correct_relabel - 1)))
+    grad_v = float(mass @ ((1 - r) * d * np.exp(v) / z_fixed + r * d * np.exp(v) / z_relabel))
     grad_w = p * ((1 - r) * (correct_fixed - 1) + r * np.exp(w) / z_relabel)
     grad_xi = grad_u * a + grad_v * (1 - a) / d
-    grad_beta = xi * a * (1 - a) * (grad_u - grad_v / d)
-    return grad_beta, grad_xi, grad_w, loss
+    grad_match = xi * a * (1 - a) * (grad_u - grad_v / d)  # d loss / d (beta p)
+    return grad_match * beta * prev * (1 - prev), grad_match * prev, grad_xi, grad_w, loss
 
 
-def eval_losses(beta: float, xi: float, w: np.ndarray, task: _Task) -> tuple[float, float]:
+def eval_losses(alpha: float, beta: float, xi: float, w: np.ndarray, task: _Task) -> tuple[float, float]:
     """The query's expected cross-entropy on the ``icl`` set (class in context, fresh labels) and the ``iwl`` set
     (class absent, fixed labels: the head spreads ``xi`` over the ``N`` pairs' labels)."""
-    _, u, v = _copy_logits(beta, xi, task)
-    d, p, n = task.distractors, task.class_probs, task.context_pairs
+    _, _, u, v = _copy_logits(alpha, beta, xi, task)
+    d, mass, n = task.distractors, task.class_mass, task.context_pairs
     icl = np.log(np.exp(u) + np.exp(w) + d * np.exp(v) + (task.n_labels - 2 - d)) - u
     iwl = np.log(np.exp(w) + n * np.exp(xi / n) + (task.n_labels - 1 - n)) - w
-    return float(p @ icl), float(p @ iwl)
+    return float(mass @ icl), float(mass @ iwl)
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class ModelCurves:
     """The model's trajectory at the requested steps."""
 
     steps: np.ndarray
+    alpha: np.ndarray
     beta: np.ndarray
     xi: np.ndarray
     icl_loss: np.ndarray
@@ -123,24 +139,25 @@ class ModelCurves:
 
 
 def simulate(task: ClassificationTask, constants: InductionConstants, steps: Sequence[int]) -> ModelCurves:
-    """Gradient descent from ``beta = 0``, ``xi = xi0``, ``w = 0``, one model step per training step; the state
-    after ``s`` steps for each ``s`` in ``steps``."""
+    """Gradient descent from ``alpha = beta = 0``, ``xi = xi0``, ``w = 0``, one model step per training step; the
+    state after ``s`` steps for each ``s`` in ``steps``."""
     stats = _Task.of(task)
     wanted = np.asarray(sorted(set(int(s) for s in steps)), dtype=np.int64)
     if len(wanted) == 0 or wanted[0] < 0:
         raise ValueError(f"steps must be non-negative, got {list(steps)}")
-    beta, xi, w = 0.0, constants.xi0, np.zeros(len(stats.class_probs))
-    rows: dict[str, list[float]] = {name: [] for name in ("beta", "xi", "icl", "iwl", "train")}
+    alpha, beta, xi, w = 0.0, 0.0, constants.xi0, np.zeros(len(stats.class_probs))
+    rows: dict[str, list[float]] = {name: [] for name in ("alpha", "beta", "xi", "icl", "iwl", "train")}
     index = 0
     for step in range(int(wanted[-1]) + 1):
-        grad_beta, grad_xi, grad_w, loss = _gradients(beta, xi, w, stats)
+        grad_alpha, grad_beta, grad_xi, grad_w, loss = _gradients(alpha, beta, xi, w, stats)
         if step == wanted[index]:
-            icl, iwl = eval_losses(beta, xi, w, stats)
-            for name, value in zip(rows, (beta, xi, icl, iwl, loss)):
+            icl, iwl = eval_losses(alpha, beta, xi, w, stats)
+            for name, value in zip(rows, (alpha, beta, xi, icl, iwl, loss)):
                 rows[name].append(value)
             index += 1
             if index == len(wanted):
                 break
+        alpha -= constants.lr * grad_alpha
         beta -= constants.lr * grad_beta
         xi -= constants.lr * grad_xi
         w = w - constants.lr * constants.iwl_rate * grad_w
