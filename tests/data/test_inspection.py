@@ -26,7 +26,8 @@ def test_the_rows_shown_are_those_the_loader_yields_at_the_step(prepared: Prepar
                                                                  step: int) -> None:
     trained = next(b for i, b in enumerate(MixtureLoader(prepared, mixture, batch_size=10)) if i == step)
     shown = decode_batch(prepared, batch_at_step(prepared, mixture, batch_size=10, step=step))
-    assert [r.sequence_id for r in shown] == trained.sequence_ids.tolist() == mixture.order[step * 10:(step + 1) * 10].tolist()
+    assert [r.sequence_id for r in shown] == trained.sequence_ids.tolist()
+    assert trained.sequence_ids.tolist() == mixture.order[step * 10:(step + 1) * 10].tolist()
     assert [r.is_repeat for r in shown] == trained.is_repeat.tolist()
     assert [r.is_repeat for r in shown] == np.isin(trained.sequence_ids, mixture.repeated_ids).tolist()
     rows = prepared.sequences("train")

@@ -109,8 +109,9 @@ def show_batch(
     plan = plan_batches(train, context=data.context, world_size=1, n_sequences=mixture.n_sequences)
     batch = batch_at_step(data, mixture, batch_size=plan.batch_sequences, step=step)
     decoded = decode_batch(data, batch, max_rows=rows)
-    console.print(f"step {step} (of 0 to {plan.n_steps - 1}): {plan.batch_sequences} sequences of {data.context} tokens, "
-                  f"{int(batch.is_repeat.sum())} from the repeated subset; showing {len(decoded)}", soft_wrap=True)
+    console.print(f"step {step} (of 0 to {plan.n_steps - 1}): {plan.batch_sequences} sequences of {data.context} "
+                  f"tokens, {int(batch.is_repeat.sum())} from the repeated subset; showing {len(decoded)}",
+                  soft_wrap=True)
     for row in decoded:
         mark = "[bold red]repeated[/]" if row.is_repeat else "unique"
         console.print(f"[bold]row {row.row}[/]  sequence {row.sequence_id}  {mark}")

@@ -50,8 +50,8 @@ def batch_at_step(dataset: PreparedDataset, mixture: Mixture, *, batch_size: int
 def decode_batch(dataset: PreparedDataset, batch: Batch, *, max_rows: int | None = None) -> list[BatchRow]:
     """The first ``max_rows`` rows of ``batch`` (all by default) as token ids and text."""
     if dataset.d_vector is not None:
-        raise RepeatlabError(f"{dataset.path} is a vector dataset ({dataset.meta.get('task', 'vectors')}): its rows are "
-                             f"vectors of {dataset.d_vector} numbers with no tokenizer, so there is no text to show")
+        raise RepeatlabError(f"{dataset.path} is a vector dataset ({dataset.meta.get('task', 'vectors')}): its rows "
+                             f"are vectors of {dataset.d_vector} numbers with no tokenizer, so there is no text to show")
     if max_rows is not None and max_rows < 1:
         raise RepeatlabError(f"the number of rows to show must be at least 1, got {max_rows}")
     tokens = np.concatenate([batch.inputs.numpy(), batch.targets.numpy()[:, -1:]], axis=1)  # [batch, context + 1]
