@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repeatlab.config import ConfigError, from_dict, to_dict
+from repeatlab.config import ConfigError, from_dict, parse_overrides, to_dict
 from repeatlab.io import atomic_write_text
 from repeatlab.layout import GRID_FILE
 from repeatlab.models.sizes import model_config
@@ -18,7 +18,6 @@ from repeatlab.sweeps.grid import (
     expand_grid,
     grid_to_toml,
     load_grid,
-    parse_overrides,
     preset_names,
 )
 from repeatlab.train.config import OptimConfig, RunConfig

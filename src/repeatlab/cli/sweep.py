@@ -17,7 +17,8 @@ from repeatlab.sweeps.results import collect as collect_results
 from repeatlab.sweeps.results import run_rows
 from repeatlab.sweeps.driver import run_sweep
 from repeatlab.sweeps.estimate import estimate_sweep
-from repeatlab.sweeps.grid import expand_grid, load_grid, parse_overrides, preset_names
+from repeatlab.config import parse_overrides
+from repeatlab.sweeps.grid import expand_grid, load_grid, preset_names
 from repeatlab.io import is_locked, lock_file_of
 from repeatlab.layout import DATA_DIR, variant_dir
 from repeatlab.sweeps.state import STATUSES
@@ -26,7 +27,9 @@ app = typer.Typer(help="Run grids of training runs (size x repetition x seed) an
                   no_args_is_help=True, cls=OneLineUsageErrors)
 
 GridArg = Annotated[str, typer.Argument(help=f"A grid TOML file or a preset name ({', '.join(preset_names())})")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Replace a grid field, e.g. --set data.source=x.txt")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Replace a grid field, KEY=TOML value, e.g. --set "
+                                                              "data.source=x.txt or --set 'seeds=[0, 1]' "
+                                                              "(repeatable)")]
 
 
 @app.command()
