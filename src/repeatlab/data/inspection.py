@@ -38,7 +38,7 @@ class BatchRow:
 
 def batch_at_step(dataset: PreparedDataset, mixture: Mixture, *, batch_size: int, step: int) -> Batch:
     """The batch the trainer's loader yields at ``step`` with ``batch_size`` sequences per step."""
-    from repeatlab.data.loader import MixtureLoader
+    from repeatlab.data.loader import MixtureLoader  # needs torch: imported only when a batch is built
 
     loader = MixtureLoader(dataset, mixture, batch_size=batch_size)
     if not 0 <= step < loader.n_steps:
