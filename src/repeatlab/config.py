@@ -1,13 +1,14 @@
 """Typed dataclass configs: conversion to and from plain dicts/TOML/JSON, overrides and hashing.
 
 Every component has a kw-only dataclass ``Config``; this module is the one place that turns
-user input (TOML files, CLI overrides, stored JSON) into those objects, so unknown keys and
-wrong types are rejected here with a message that names the field.
+user input (TOML files, CLI overrides in the ``--set KEY=VALUE`` syntax, stored JSON) into those objects,
+so unknown keys and wrong types are rejected here with a message that names the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import hashlib
 import json
@@ -206,6 +207,41 @@ def override(config: T, updates: dict[str, Any]) -> T:
             raise ConfigError(f"override {dotted!r}: unknown key {leaf!r}")
         node[leaf] = value
     return from_dict(type(config), data)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``--set`` items (``["optim.lr=3e-4", "seeds=[0, 1]"]``) as dotted updates for ``override``: the one syntax of
+    every command's ``--set``.
+
+    A value is a TOML value (``3e-4``, ``true``, ``"text"``, ``[0, 1]``, ``{python = "python-stdlib"}``). What the
+    JSON of older ``train --set`` took still reads the same: ``null`` is None and JSON objects parse. Anything else
+    (``data.source=corpus.txt``, ``mode=zero``, a date) is kept as the string written.
+    """
+    updates: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. train.checkpoint_every=500), got {item!r}")
+        updates[key.strip()] = _override_value(raw.strip())
+    return updates
+
+
+def _override_value(text: str) -> Any:
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+        if len(parsed) != 1:  # a value holding a newline and a second key is text, not two settings
+            return text
+        value = parsed["v"]
+    except tomllib.TOMLDecodeError:
+        if text == "null":
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    if isinstance(value, (datetime.date, datetime.time)):  # no config field holds a date; 2024-01-01 is a name
+        return text
+    return value
 
 
 def config_hash(config: Any, length: int = 12) -> str:

@@ -6,6 +6,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from repeatlab.cli.__main__ import app
+from repeatlab.data.loader import MixtureLoader
+from repeatlab.data.mixture import load_mixture
+from repeatlab.data.prepared import load_prepared
 
 runner = CliRunner()
 
@@ -67,3 +70,24 @@ def test_prepare_with_another_datasets_tokenizer(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "prepare", str(other), "--out", str(tmp_path / "x"), "--tokenizer-from",
                                  str(source), "--tokenizer", "byte"])
     assert result.exit_code == 2 and "conflicts with tokenizer='byte'" in result.output
+
+
+def test_show_batch_prints_the_rows_the_loader_yields(tmp_path: Path) -> None:
+    data, mix = tmp_path / "data", tmp_path / "mix"
+    runner.invoke(app, ["data", "prepare", str(_corpus(tmp_path)), "--out", str(data), "--tokenizer", "byte",
+                        "--context", "16"])
+    runner.invoke(app, ["data", "mix", str(data), "--total-tokens", "8K", "--repeated-fraction", "0.5",
+                        "--repeated-epochs", "4", "--out", str(mix)])
+    result = runner.invoke(app, ["data", "show-batch", str(mix), "--step", "3", "--rows", "5", "--batch-tokens", "256"])
+    assert result.exit_code == 0, result.output
+    dataset = load_prepared(data)
+    mixture = load_mixture(mix, dataset)
+    trained = next(b for i, b in enumerate(MixtureLoader(dataset, mixture, batch_size=16)) if i == 3)
+    assert "step 3 (of 0 to 30): 16 sequences of 16 tokens" in result.output
+    rows = dataset.sequences("train")
+    for i, (sequence_id, repeated) in enumerate(zip(trained.sequence_ids[:5], trained.is_repeat[:5], strict=True)):
+        assert f"row {i}  sequence {sequence_id}  {'repeated' if repeated else 'unique'}" in result.output
+        assert dataset.tokenizer.decode(rows[sequence_id].tolist()) in result.output
+    assert "row 5 " not in result.output
+    result = runner.invoke(app, ["data", "show-batch", str(mix), "--step", "31", "--batch-tokens", "256"])
+    assert result.exit_code == 2 and "from 0 to 30" in result.output and "Traceback" not in result.output

@@ -8,18 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from repeatlab.config import ConfigError, from_dict
-from repeatlab.models.sizes import SIZES
+from repeatlab.config import ConfigError, from_dict, parse_overrides, to_dict
+from repeatlab.io import atomic_write_text
+from repeatlab.layout import GRID_FILE
+from repeatlab.models.sizes import model_config
 from repeatlab.sweeps.grid import (
     GridConfig,
     ResourcesConfig,
     expand_grid,
     grid_to_toml,
     load_grid,
-    parse_overrides,
     preset_names,
 )
-from repeatlab.train.config import OptimConfig
+from repeatlab.train.config import OptimConfig, RunConfig
+from repeatlab.train.plan import plan_batches
 
 from .conftest import tiny_grid
 
@@ -29,7 +31,9 @@ def test_the_three_presets_are_shipped() -> None:
 
 
 @pytest.mark.parametrize("name", preset_names())
-def test_each_preset_loads_expands_and_round_trips(name: str) -> None:
+def test_each_preset_loads_expands_and_round_trips(name: str, tmp_path: Path) -> None:
+    """litgpt's config-hub test: every shipped preset validates, survives save/load as a sweep writes it, and
+    builds a valid config for every one of its runs."""
     grid = load_grid(name)
     specs = expand_grid(grid)
     assert grid.name == name
@@ -38,9 +42,16 @@ def test_each_preset_loads_expands_and_round_trips(name: str) -> None:
         for seed in grid.seeds:
             assert any(s.point.kind == "control" and s.point.model == size and s.point.seed == seed for s in specs)
     assert from_dict(GridConfig, tomllib.loads(grid_to_toml(grid))) == grid
-    for spec in specs:  # every run's mixture is valid and every size exists
-        spec.point.mixture_spec()
-        assert spec.point.model in SIZES
+    atomic_write_text(tmp_path / GRID_FILE, grid_to_toml(grid))  # as plan_sweep saves it
+    assert load_grid(tmp_path / GRID_FILE) == grid
+    assert [s.run_id for s in expand_grid(load_grid(tmp_path / GRID_FILE))] == [s.run_id for s in specs]
+    for spec in specs:  # every run's mixture, model and batch plan is valid
+        mixture = spec.point.mixture_spec()
+        run = spec.run_config(tmp_path / "data", tmp_path / "mixture")
+        assert from_dict(RunConfig, to_dict(run)) == run
+        model_config(run.model, vocab_size=spec.data.vocab_size, context=spec.data.context)
+        plan_batches(run.train, context=spec.data.context, world_size=1,
+                     n_sequences=mixture.total_tokens // spec.data.context)
 
 
 def test_presets_by_name_match_their_intent() -> None:

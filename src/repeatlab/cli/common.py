@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -44,15 +42,3 @@ def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
     console.print(table)
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs; values are read as JSON (numbers, true/false, null), else kept as strings."""
-    updates: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise RepeatlabError(f"--set expects KEY=VALUE (e.g. train.eval_every=100), got {item!r}")
-        try:
-            updates[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            updates[key.strip()] = text  # a bare string such as zero or mean
-    return updates

@@ -1,4 +1,4 @@
-"""``repeatlab data``: prepare a corpus, build repetition mixtures, show what is on disk."""
+"""``repeatlab data``: prepare a corpus, build repetition mixtures, show what is on disk and what a step trains on."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import typer
 
 from repeatlab.cli.common import console, parse_count, print_rows, refuse_without
 from repeatlab.cli.errors import OneLineUsageErrors, user_errors
-from repeatlab.data.mixture import MixtureSpec, make_mixture
+from repeatlab.data.inspection import batch_at_step, decode_batch
+from repeatlab.data.mixture import MixtureSpec, check_fits, load_mixture, make_mixture
 from repeatlab.data.prepare import PrepareConfig, prepare_dataset
+from repeatlab.data.prepared import load_prepared
 from repeatlab.data.summary import summarize_mixture, summarize_path, summarize_prepared
 from repeatlab.errors import RepeatlabError
 
@@ -82,3 +84,37 @@ def mix(
 def show(path: Annotated[Path, typer.Argument(help="A prepared dataset or mixture directory")]) -> None:
     """Print a human summary of a prepared dataset or a mixture."""
     print_rows(str(path), summarize_path(path))
+
+
+@app.command("show-batch")
+@user_errors
+def show_batch(
+    mixture_dir: Annotated[Path, typer.Argument(help="A mixture directory (as given to 'repeatlab train --mixture')")],
+    step: Annotated[int, typer.Option(help="Training step, from 0")],
+    rows: Annotated[int | None, typer.Option(help="Show only the first K rows of the batch")] = None,
+    batch_tokens: Annotated[str | None, typer.Option(help="The run's train.batch_tokens, e.g. 8K (default: "
+                                                          "train.batch_tokens' default)")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Prepared dataset (default: the one the mixture was "
+                                                      "built over)")] = None,
+) -> None:
+    """Decode the batch the trainer sees at STEP, row by row, marking the rows from the repeated subset."""
+    from repeatlab.train.config import TrainConfig  # torch only once a batch is shown: 'data' stays light
+    from repeatlab.train.plan import plan_batches
+
+    mixture = load_mixture(mixture_dir)
+    source = dataset if dataset is not None else mixture.manifest.get("dataset")
+    if source is None:
+        raise RepeatlabError(f"mixture {mixture_dir} does not name its dataset; give --dataset")
+    data = load_prepared(source)
+    check_fits(mixture, data, where=f"mixture {mixture_dir}")
+    train = TrainConfig() if batch_tokens is None else TrainConfig(batch_tokens=parse_count(batch_tokens))
+    plan = plan_batches(train, context=data.context, world_size=1, n_sequences=mixture.n_sequences)
+    batch = batch_at_step(data, mixture, batch_size=plan.batch_sequences, step=step)
+    decoded = decode_batch(data, batch, max_rows=rows)
+    console.print(f"step {step} (of 0 to {plan.n_steps - 1}): {plan.batch_sequences} sequences of {data.context} "
+                  f"tokens, {int(batch.is_repeat.sum())} from the repeated subset; showing {len(decoded)}",
+                  soft_wrap=True)
+    for row in decoded:
+        mark = "[bold red]repeated[/]" if row.is_repeat else "unique"
+        console.print(f"[bold]row {row.row}[/]  sequence {row.sequence_id}  {mark}")
+        console.print(row.text, markup=False, highlight=False, soft_wrap=True)

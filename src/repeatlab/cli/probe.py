@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import torch
 import typer
 
-from repeatlab.cli.common import console, parse_sets, print_rows
+from repeatlab.cli.common import console, print_rows
 from repeatlab.cli.errors import user_errors
-from repeatlab.config import override
+from repeatlab.config import override, parse_overrides
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import check_output_file, output_lock, write_json
 from repeatlab.layout import PROBES_FILE
@@ -44,7 +44,7 @@ def probe(
         updates["probes"] = [name.strip() for item in probes for name in item.split(",") if name.strip()]
     if ablate:
         updates["ablation_heads"] = [_parse_head(item) for item in ablate.split(",") if item.strip()]
-    updates.update(parse_sets(set_ or []))
+    updates.update(parse_overrides(set_ or []))
     if updates:
         config = override(config, updates)
     target = out or Path(run_dir) / PROBES_FILE

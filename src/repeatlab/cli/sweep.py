@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -16,8 +17,9 @@ from repeatlab.cli.errors import OneLineUsageErrors, user_errors
 from repeatlab.sweeps.results import collect as collect_results
 from repeatlab.sweeps.results import run_rows
 from repeatlab.sweeps.driver import run_sweep
+from repeatlab.config import parse_overrides
 from repeatlab.sweeps.estimate import check_timing, estimate_sweep
-from repeatlab.sweeps.grid import expand_grid, load_grid, parse_overrides, preset_names
+from repeatlab.sweeps.grid import expand_grid, load_grid, preset_names
 from repeatlab.io import is_locked, lock_file_of
 from repeatlab.layout import DATA_DIR, variant_dir
 from repeatlab.sweeps.state import STATUSES
@@ -26,7 +28,9 @@ app = typer.Typer(help="Run grids of training runs (size x repetition x seed) an
                   no_args_is_help=True, cls=OneLineUsageErrors)
 
 GridArg = Annotated[str, typer.Argument(help=f"A grid TOML file or a preset name ({', '.join(preset_names())})")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Replace a grid field, e.g. --set data.source=x.txt")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Replace a grid field, KEY=TOML value, e.g. --set "
+                                                              "data.source=x.txt or --set 'seeds=[0, 1]' "
+                                                              "(repeatable)")]
 
 
 @app.command()
@@ -125,7 +129,7 @@ def plan(
         console.print(f"  {spec.run_id}  {spec.point.label()}")
     if measure:
         estimate = estimate_sweep(config, steps=steps, workers=workers, work_dir=work_dir,
-                                  progress=lambda text: console.print(text))
+                                  progress=lambda text: console.print(escape(text)))
         for size, rate in estimate.tokens_per_s.items():
             console.print(f"  {size}: {rate:,.0f} tokens/s per run ({estimate.threads} threads)")
         console.print(f"estimated wall time with {estimate.workers} worker(s): {estimate.wall_s / 60:.1f} min "
@@ -171,7 +175,7 @@ class ProgressView:
                 self.bar.start()
                 self.task = self.bar.add_task("sweep", total=self.total, completed=self.finished)
         elif kind == "message":
-            console.print(event["text"])
+            console.print(escape(event["text"]))  # plain text: "[data]" is a grid table, not markup
         elif kind == "start":
             self._line(f"start   {event['run_id']}  {event['label']}")
         elif kind == "retry":
@@ -180,7 +184,7 @@ class ProgressView:
             self.finished += 1
             detail = (f"test loss {event['test_loss']:.4f}" if event.get("test_loss") is not None else "")
             if event["status"] == "failed":
-                detail = f"[red]{event['error']}[/]"
+                detail = f"[red]{escape(event['error'])}[/]"
             self._line(f"{event['status']:<7} {event['run_id']}  {event['label']}  {detail}"
                        f"  [{self.finished}/{self.total}]")
             if self.bar is not None:

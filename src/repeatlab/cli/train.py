@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from repeatlab.cli.common import console, parse_count, parse_sets
+from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
-from repeatlab.config import ConfigError, from_dict, load_json, load_toml, override, to_dict
+from repeatlab.config import ConfigError, from_dict, load_json, load_toml, override, parse_overrides, to_dict
 from repeatlab.dynamics import finetune_config, train_with_probes
 from repeatlab.errors import RepeatlabError
 from repeatlab.train.config import PROBE_METRICS, InterventionConfig, RunConfig
@@ -52,7 +52,7 @@ def train(
                                                                 "[:mode=zero|mean|clamp][:value=X][:steps=A-B]"
                                                                 "[:evals=no], e.g. blocks.0.attn.z:heads=0,1:"
                                                                 "mode=zero:steps=0-200 (repeatable)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override any field, e.g. --set "
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override any field, KEY=TOML value, e.g. --set "
                                                                 "train.checkpoint_every=500 (repeatable)")] = None,
 ) -> None:
     """Train a GPT on a mixture, evaluating on log-spaced steps; safe to kill and re-run with the same command.
@@ -79,7 +79,7 @@ def train(
         "train.interventions": [to_dict(parse_intervention(item)) for item in intervention] if intervention else None,
     }
     updates = {key: value for key, value in updates.items() if value is not None}
-    updates.update(parse_sets(set_ or []))
+    updates.update(parse_overrides(set_ or []))
     run_config = override(_base_config(run_dir, config, updates), updates)
     main = int(os.environ.get("RANK", "0")) == 0
     summary = train_with_probes(run_config, run_dir, progress=_print_event if main else None)

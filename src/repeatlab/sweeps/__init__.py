@@ -17,7 +17,6 @@ from repeatlab.sweeps.grid import (
     expand_grid,
     grid_to_toml,
     load_grid,
-    parse_overrides,
     preset_names,
 )
 from repeatlab.sweeps.runner import RunOutcome, execute_run
@@ -42,7 +41,6 @@ __all__ = [
     "expand_grid",
     "grid_to_toml",
     "load_grid",
-    "parse_overrides",
     "plan_sweep",
     "preset_names",
     "run_rows",

@@ -363,18 +363,3 @@ def grid_to_toml(grid: GridConfig) -> str:
         lost = [f.name for f in dataclasses.fields(grid) if getattr(back, f.name) != getattr(grid, f.name)]
         raise RepeatlabError(f"grid field(s) {', '.join(lost)} hold a null that TOML cannot store; set a value instead")
     return text
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["data.source=hf:/x", "seeds=[0, 1]"]`` -> dotted updates; values are TOML values, else strings."""
-    updates: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise RepeatlabError(f"override {item!r} is not KEY=VALUE (e.g. data.source=corpus.txt)")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
-        updates[key.strip()] = value
-    return updates

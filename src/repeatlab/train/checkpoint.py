@@ -2,9 +2,12 @@
 
 Layout of ``checkpoints/step_0000120/``::
 
-    model.safetensors   weights (``models.weights.save_model``: config + checksum in the header)
+    model.safetensors   weights (``ModelState``: ``models.weights.save_model``, config + checksum in the header)
     optimizer.pt        ``{name}.pt`` for every other state: optimizer, loader, progress, rng, ...
     meta.json           step and the names stored
+
+Every stored thing is a ``Stateful`` (torchtitan's pattern); the model is one through ``ModelState``, which also
+chooses its file (a ``StateFile``), so the checkpointer never asks what kind of object it holds.
 
 A checkpoint is built under a temporary name and renamed into place (``io.atomic_directory``), so a
 process killed at any moment leaves either a complete checkpoint or none; the last K are kept. ``.pt``
@@ -20,7 +23,7 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -39,6 +42,71 @@ class Stateful(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class StateFile(Stateful, Protocol):
+    """A ``Stateful`` that writes and reads its own checkpoint file, ``{name}{suffix}``; any other state is stored
+    as ``{name}.pt`` by ``torch.save``."""
+
+    suffix: str
+
+    def save(self, path: Path) -> None: ...
+
+    def load(self, path: Path, *, device: torch.device) -> None: ...
+
+
+class ModelState:
+    """The model as a ``Stateful`` (torchtitan's ``ModelWrapper``), stored in the format of the final weights:
+    safetensors with the config and a checksum in the header, so a checkpoint's model loads like any weights file
+    (``load_run(checkpoint=...)``, ``--init-checkpoint``) and a checkpoint of another shape is refused by name."""
+
+    suffix = ".safetensors"
+
+    def __init__(self, model: GPT) -> None:
+        self.model = model
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state)
+
+    def save(self, path: Path) -> None:
+        save_model(self.model, path)
+
+    def load(self, path: Path, *, device: torch.device) -> None:
+        self.load_state_dict(load_model(path, expected=self.model.config, device=device).state_dict())
+
+
+class _TorchFile:
+    """Any other ``Stateful`` as ``{name}.pt``: its state dict by ``torch.save``, read back with
+    ``weights_only=True`` (tensors and plain data only, so a planted file cannot run code)."""
+
+    suffix = ".pt"
+
+    def __init__(self, state: Stateful) -> None:
+        self.state = state
+
+    def save(self, path: Path) -> None:
+        buffer = io.BytesIO()
+        torch.save(self.state.state_dict(), buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    def load(self, path: Path, *, device: torch.device) -> None:
+        try:
+            # CPU first: RNG states must stay on the CPU; the optimizer moves its state to its parameters.
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            # Not torch's own text: it spans lines and advises weights_only=False, which runs any code a damaged
+            # or planted file holds.
+            raise RepeatlabError(f"checkpoint file {path} is unreadable ({type(exc).__name__}: truncated, corrupt, "
+                                 f"or not a state saved by repeatlab)") from None
+        self.state.load_state_dict(state)
+
+
+def _file_of(state: Stateful) -> StateFile | _TorchFile:
+    return state if isinstance(state, StateFile) else _TorchFile(state)
 
 
 class RNGState:
@@ -73,7 +141,8 @@ def step_dir_name(step: int) -> str:
 class Checkpointer:
     """Saves every ``every`` steps and at ``final_step``; keeps the last ``keep``; finds and restores the latest.
 
-    Only the writing process (rank 0) passes ``write=True``; every process can restore.
+    Only the writing process (rank 0) passes ``write=True``; every process can restore. States are stored by
+    name, each in the file its ``StateFile`` chooses or as ``{name}.pt``: pass the model as ``ModelState(model)``.
     """
 
     def __init__(self, directory: Path, *, every: int, keep: int, final_step: int, write: bool = True) -> None:
@@ -113,12 +182,8 @@ class Checkpointer:
             return target
         with atomic_directory(target, overwrite=True) as tmp:
             for name, obj in states.items():
-                if isinstance(obj, GPT):
-                    save_model(obj, tmp / f"{name}.safetensors")
-                else:
-                    buffer = io.BytesIO()
-                    torch.save(obj.state_dict(), buffer)
-                    atomic_write_bytes(tmp / f"{name}.pt", buffer.getvalue())
+                file = _file_of(obj)
+                file.save(tmp / f"{name}{file.suffix}")
             write_json(tmp / "meta.json", {"step": step, "states": sorted(states)})
         for old in self.steps()[: -self.keep]:
             self._remove(self.path(old))
@@ -139,19 +204,8 @@ class Checkpointer:
                 f"checkpoint {path} lacks the state(s) {missing}; it was written by another trainer version"
             )
         for name, obj in states.items():
-            if isinstance(obj, GPT):
-                weights = load_model(path / f"{name}.safetensors", expected=obj.config, device=device)
-                obj.load_state_dict(weights.state_dict())
-            else:
-                try:
-                    # CPU first: RNG states must stay on the CPU; the optimizer moves its state to its parameters.
-                    state = torch.load(path / f"{name}.pt", map_location="cpu", weights_only=True)
-                except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-                    # Not torch's own text: it spans lines and advises weights_only=False, which runs any code
-                    # a damaged or planted file holds.
-                    raise RepeatlabError(f"checkpoint file {path / f'{name}.pt'} is unreadable ({type(exc).__name__}: "
-                                     f"truncated, corrupt, or not a state saved by repeatlab)") from None
-                obj.load_state_dict(state)
+            file = _file_of(obj)
+            file.load(path / f"{name}{file.suffix}", device=device)
 
     def load_latest(self, states: Mapping[str, Stateful], *, device: torch.device) -> tuple[int | None, list[str]]:
         """Restore the newest checkpoint that loads; returns its step (``None`` when there is none) and why each

@@ -26,7 +26,7 @@ from repeatlab.data.prepared import PreparedDataset
 from repeatlab.errors import RepeatlabError
 from repeatlab.models.gpt import GPT, ModelConfig
 from repeatlab.models.sizes import model_config
-from repeatlab.train.checkpoint import RNGState, Stateful
+from repeatlab.train.checkpoint import ModelState, RNGState, Stateful
 from repeatlab.train.config import OptimConfig, RunConfig
 from repeatlab.train.distributed import World
 from repeatlab.train.interventions import check_interventions, intervened
@@ -193,8 +193,8 @@ class Trainer:
         (so a diverged loss is caught before it can be saved)."""
         self.check_losses()
         self.tick()
-        return {"model": self.model, "optimizer": self.optimizer, "loader": self.loader, "progress": self.progress,
-                "rng": self.rng}
+        return {"model": ModelState(self.model), "optimizer": self.optimizer, "loader": self.loader,
+                "progress": self.progress, "rng": self.rng}
 
     def train_step(self) -> None:
         """One optimizer update on the global batch of the current step (this process's slice of it)."""
