@@ -13,7 +13,7 @@ import pytest
 
 from repeatlab.train.run import CHECKPOINT_DIR, MODEL_FILE, SUMMARY_FILE
 
-from .conftest import CONTEXT, cli, error_lines, snapshot, train_args
+from .conftest import cli, error_lines, snapshot, train_args
 
 
 def damaged_mixture(data: Path, tmp_path: Path, damage: str) -> Path:
