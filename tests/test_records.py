@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from repeatlab.layout import CONFIG_FILE, PROBES_FILE, SPEC_FILE, SUMMARY_FILE
+from repeatlab.layout import CONFIG_FILE, PROBES_FILE, SUMMARY_FILE
 from repeatlab.records import SCHEMAS, RecordSchemaError, read_record, run_row, write_record
 
 

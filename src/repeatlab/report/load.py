@@ -3,8 +3,9 @@
 A sweep directory holds ``results.parquet`` (one row per run), ``grid.toml`` and ``runs/<run_id>/`` with each
 run's ``config.json``, ``metrics.jsonl``, ``summary.json``, ``probes.json``, ``sweep_run.json`` and, on
 failure, ``error.json``. Any of these may be absent in a partial sweep: rows are rebuilt from the run files
-where ``results.parquet`` lacks them, and every gap is recorded in ``SweepData.problems`` so the report can
-say what it could not use instead of failing. Nothing here imports a model.
+where ``results.parquet`` lacks them (by ``repeatlab.records``, the row and status rule of ``repeatlab sweep
+collect``), and every gap is recorded in ``SweepData.problems`` so the report can say what it could not use
+instead of failing. Nothing here imports a model.
 """
 
 from __future__ import annotations
