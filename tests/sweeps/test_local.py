@@ -236,3 +236,14 @@ def test_finetune_stage_runs_go_through_the_backend_and_are_rows_of_its_results(
     assert again.outcomes == [] and again.stage_outcomes == []
     rows = json.loads((stage.root / FINETUNE_FILE).read_text())["rows"]
     assert sorted(r["run"] for r in rows) == sorted(n for n in names if n.startswith("ft-"))
+
+
+def test_retry_policy_requeues_start_up_deaths_and_fails_a_run_after_its_retries() -> None:
+    from repeatlab.sweeps.local import RetryPolicy
+
+    policy = RetryPolicy(max_retries=1, max_start_failures=2)
+    assert [policy.on_death("a", started=True, exitcode=-9) for _ in range(2)] == ["retry", "fail"]
+    assert policy.on_death("b", started=True, exitcode=-9) == "retry"  # counted per run
+    assert [policy.on_death("c", started=False, exitcode=1) for _ in range(2)] == ["requeue", "requeue"]
+    with pytest.raises(RuntimeError, match="keep dying on start-up"):
+        policy.on_death("c", started=False, exitcode=1)

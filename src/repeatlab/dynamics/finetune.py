@@ -219,7 +219,7 @@ def finish_finetune_stage(plan: FinetunePlan, *, curve: ControlCurve | None = No
     def finished(name: str | None) -> Path | None:
         return None if name is None or not (plan.run_dir(name) / SUMMARY_FILE).is_file() else plan.run_dir(name)
 
-    pairs = [(finished(f), finished(s)) for f, s in plan.pairs if finished(f) is not None]
+    pairs = [(ft, finished(s)) for f, s in plan.pairs if (ft := finished(f)) is not None]
     note = None
     if curve is None and plan.stage.scratch:
         scratch_dirs = sorted({s for _, s in pairs if s is not None})
@@ -227,7 +227,7 @@ def finish_finetune_stage(plan: FinetunePlan, *, curve: ControlCurve | None = No
             curve = scratch_curve(scratch_dirs)
         except FitError as exc:
             note = f"no from-scratch curve: {exc}"
-    rows = [compare_finetune(f, s, curve) for f, s in pairs if f is not None]
+    rows = [compare_finetune(f, s, curve) for f, s in pairs]
     write_record(plan.out / FINETUNE_FILE, {"stage": asdict(plan.stage), "note": note,
                                             "rows": [r.to_dict() for r in rows]})
     return rows
