@@ -41,5 +41,7 @@ def variant_dir(directory: str, variant: str | None) -> str:
     return directory if variant is None else f"{directory}-{variant}"
 
 # A fine-tuning stage directory (``repeatlab.dynamics.finetune``).
+FINETUNE_DIR = "finetune"
+"""A sweep's fine-tuning stage, in the sweep directory (a sweep directory itself: runs/, results.parquet)."""
 FINETUNE_FILE = "finetune.json"
 """The fine-tuned versus from-scratch comparison rows."""

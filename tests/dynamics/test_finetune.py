@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repeatlab.config import load_json
+from repeatlab.records import read_config
 from repeatlab.data.mixture import MixtureSpec, make_mixture
 from repeatlab.data.prepare import PrepareConfig, prepare_dataset
 from repeatlab.dynamics import FINETUNE_FILE, FinetuneStage, compare_finetune, finetune_config, run_finetune_stage
@@ -143,7 +143,7 @@ def test_fine_tuning_on_another_tokenizer_or_context_is_refused_before_writing(
 ) -> None:
     pre, data = pretrained_on_a / "pre", pretrained_on_a / "data" / dataset
     make_mixture(data, MixtureSpec(total_tokens=2048, seed=0), tmp_path / "mix")
-    config = finetune_config(load_json(RunConfig, pre / "config.json"), pre, dataset=str(data),
+    config = finetune_config(read_config(RunConfig, pre / "config.json"), pre, dataset=str(data),
                              mixture=str(tmp_path / "mix"))
     with pytest.raises(error, match=message):
         train(config, tmp_path / "ft")

@@ -14,7 +14,9 @@ from repeatlab.config import to_dict
 from repeatlab.data.mixture import Mixture, write_mixture
 from repeatlab.data.prepared import PreparedDataset
 from repeatlab.io import write_json
+from repeatlab.layout import PROBES_FILE
 from repeatlab.models.gpt import GPT
+from repeatlab.records import SCHEMAS
 from repeatlab.models.sizes import model_config
 from repeatlab.models.weights import save_model
 from repeatlab.train.config import RunConfig
@@ -45,7 +47,7 @@ def test_probe_writes_json(run_dir: Path, tmp_path: Path) -> None:
                                  "--ablate", "1.0,0.2", "--ablation-mode", "zero", *FAST])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["schema"] == "repeatlab.probes/1" and data["checkpoint"] == "final"
+    assert data["schema"] == SCHEMAS[PROBES_FILE] and data["checkpoint"] == "final"
     assert data["config"]["seed"] == 3 and data["config"]["n_test_sequences"] == 4
     assert data["ablation"]["heads"] == [[1, 0], [0, 2]] and data["ablation"]["mode"] == "zero"
     assert len(data["heads"]["induction"]["per_head"]) == 2 and len(data["heads"]["induction"]["per_head"][0]) == 4

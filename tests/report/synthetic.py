@@ -1,4 +1,4 @@
-"""Write synthetic sweep and run directories that follow the agreed sweep schema exactly.
+"""Write synthetic sweep and run directories through the real writers (``repeatlab.records``).
 
 Real sweeps take hours, so the report is tested on directories whose numbers come from known laws: control
 losses from L(N) = 1.8 + (3e4 / N)^0.35, repeated runs from the same curve at a smaller *effective* size that
@@ -19,6 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from repeatlab.io import write_json
+from repeatlab.layout import CONFIG_FILE, ERROR_FILE, PROBES_FILE, SPEC_FILE, SUMMARY_FILE
+from repeatlab.records import run_row, run_status, write_record
 
 PLANTED = "<script>window.__pwned = 1; document.title = 'PWNED'</script><img src=x onerror=\"window.__pwned=2\">"
 """Corpus text that must show up as text, never run, in a report."""
@@ -133,8 +137,7 @@ def write_sweep(root: Path, spec: SweepSpec = SweepSpec()) -> Path:
     for i in range(spec.n_failed):
         rows.append(_failed(root, spec, i))
     for i in range(spec.n_pending):
-        rows.append({"run_id": f"pending-{i}", "status": "pending", "kind": "repeated", "model": spec.sizes[-1].name,
-                     "params": float(spec.sizes[-1].params), "repeated_fraction": 0.1, "repeated_epochs": 3.0})
+        rows.append(_unfinished(root, spec, f"pending-{i}", 0.1))
     frame = pd.DataFrame(rows).drop(columns=list(spec.drop_columns), errors="ignore")
     if spec.with_results:
         frame.to_parquet(root / "results.parquet", index=False)
@@ -168,35 +171,30 @@ def _run(root: Path, spec: SweepSpec, size: Size, kind: str, f: float, e: int, u
     prefix = prefix_score(n * m**1.5)
     run_dir = run_dir or root / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    row = {
-        "run_id": run_id, "status": "done", "error": None, "kind": kind, "model": size.name,
-        "n_layer": size.n_layer, "d_model": size.d_model, "params": n, "params_total": n + 256 * size.d_model * 2,
-        "repeated_fraction": f, "repeated_fraction_achieved": f, "repeated_epochs": float(e),
-        "unique_tokens": unique if unique is not None else (total * (1 - f) + total * f / e),
-        "total_tokens": total, "seed": seed, "test_loss": loss, "repeated_loss": repeated_final,
-        "train_loss": loss * 0.97 if kind == "control" else loss * 0.9, "wall_time_s": 10.0 + n / 1e5,
-    }
-    probes = {"induction_max": induction_score(n * m**1.5), "prefix_matching_max": prefix, "copying_repeated_copies_loss": copy,
-              "icl_score": -0.5 * m, "memorisation_repeated_exact_match_rate": 0.0 if kind == "control" else min(1.0, e / 1000)}
-    for key, value in probes.items():
-        row["probe_" + key] = value
+    probes = {"induction.max": induction_score(n * m**1.5), "prefix_matching.max": prefix,
+              "copying.repeated_copies_loss": copy, "icl.score": -0.5 * m,
+              "memorisation.repeated_exact_match_rate": 0.0 if kind == "control" else min(1.0, e / 1000)}
     config = {"model": size.name, "dataset": str(spec.data_dir or root / "data"),
               "mixture": str(spec.mixture_dir or root / "mixtures" / run_id), "train": {"seed": seed}}
-    (run_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    write_record(run_dir / CONFIG_FILE, config)
     if spec.with_metrics:
         _write_metrics(run_dir / "metrics.jsonl", loss, repeated_final, total)
+    unique_achieved = unique if unique is not None else (total * (1 - f) + total * f / e)
     summary = {"steps": 100, "tokens": total, "test_loss": loss, "repeated_loss": repeated_final,
-               "train_loss": row["train_loss"], "n_params": row["params_total"], "n_params_non_embedding": n,
-               "model": size.name, "model_config": {"n_layer": size.n_layer, "d_model": size.d_model, "n_head": size.n_head},
-               "mixture": {"kind": kind, "total_tokens": total, "unique_tokens": row["unique_tokens"],
-                           "repeated_fraction": f, "repeated_epochs": e}}
-    (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
-    point = {"kind": kind, "model": size.name, "total_tokens": int(total), "repeated_fraction": f, "repeated_epochs": e,
-             "unique_tokens": unique, "seed": seed}
-    (run_dir / "sweep_run.json").write_text(json.dumps({"spec": {"point": point}}), encoding="utf-8")
-    if spec.with_probes:
-        _write_probes(run_dir / "probes.json", size, m, row)
-    return row
+               "train_loss": loss * 0.97 if kind == "control" else loss * 0.9, "wall_time_s": 10.0 + n / 1e5,
+               "n_params": n + 256 * size.d_model * 2, "n_params_non_embedding": n, "model": size.name,
+               "model_config": {"n_layer": size.n_layer, "d_model": size.d_model, "n_head": size.n_head},
+               "mixture": {"kind": kind, "total_tokens": total, "unique_tokens": unique_achieved,
+                           "repeated_fraction": f, "repeated_epochs": float(e)}}
+    write_record(run_dir / SUMMARY_FILE, summary)
+    point = {"kind": kind, "model": size.name, "total_tokens": total, "repeated_fraction": f,
+             "repeated_epochs": float(e), "unique_tokens": unique, "seed": seed}
+    sweep_run = {"run_id": run_id, "spec": {"point": point}}
+    write_record(run_dir / SPEC_FILE, sweep_run)
+    probes_file = _write_probes(run_dir / PROBES_FILE, size, m, probes) if spec.with_probes else None
+    # The results row is the one ``repeatlab sweep collect`` builds from these files.
+    return run_row(run_id, run_status(run_dir, probes_required=False), sweep_run=sweep_run, config=config,
+                   summary=summary, probes=probes_file if probes_file is not None else {"summary": probes})
 
 
 def _write_metrics(path: Path, final: float, repeated_final: float | None, total: float) -> None:
@@ -211,7 +209,7 @@ def _write_metrics(path: Path, final: float, repeated_final: float | None, total
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _write_probes(path: Path, size: Size, m: float, row: dict[str, Any]) -> None:
+def _write_probes(path: Path, size: Size, m: float, summary: dict[str, float]) -> dict[str, Any]:
     rng = np.random.default_rng(size.n_layer * 100 + size.d_model)
     base = rng.uniform(0.0, 0.1, (size.n_layer, size.n_head))
     induction, prefix = base.copy(), base.copy() * 0.5
@@ -220,21 +218,29 @@ def _write_probes(path: Path, size: Size, m: float, row: dict[str, Any]) -> None
         prefix[layer, layer % size.n_head] = prefix_score(size.params * m**1.5)
     heads = {name: {"per_head": scores.tolist(), "max": float(scores.max()), "mean": float(scores.mean()), "top_heads": []}
              for name, scores in (("induction", induction), ("prefix_matching", prefix))}
-    summary = {"induction.max": float(induction.max()), "prefix_matching.max": float(prefix.max()),
-               "copying.repeated_copies_loss": copying_loss(size.params * m**2), "icl.score": -0.5 * m}
-    data = {"schema": "repeatlab.probes/1", "model": {"n_layer": size.n_layer, "n_head": size.n_head},
-            "summary": summary, "heads": heads}
-    path.write_text(json.dumps(data), encoding="utf-8")
+    data = {"model": {"n_layer": size.n_layer, "n_head": size.n_head}, "summary": summary, "heads": heads}
+    write_record(path, data)
+    return data
 
 
 def _failed(root: Path, spec: SweepSpec, i: int) -> dict[str, Any]:
-    run_id = f"failed-{i}"
-    run_dir = root / "runs" / run_id
+    error = {"message": f"CUDA out of memory {PLANTED}", "type": "OutOfMemoryError"}
+    return _unfinished(root, spec, f"failed-{i}", 0.5, error=error)
+
+
+def _unfinished(root: Path, spec: SweepSpec, run_id: str, f: float, *,
+                error: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A repeated run of the largest size that has not trained: pending, or failed with ``error``."""
+    size, run_dir = spec.sizes[-1], root / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    message = f"CUDA out of memory {PLANTED}"
-    (run_dir / "error.json").write_text(json.dumps({"message": message, "type": "OutOfMemoryError"}), encoding="utf-8")
-    return {"run_id": run_id, "status": "failed", "error": message, "kind": "repeated", "model": spec.sizes[-1].name,
-            "params": float(spec.sizes[-1].params), "repeated_fraction": 0.5, "repeated_epochs": 3.0}
+    point = {"kind": "repeated", "model": size.name, "total_tokens": float(spec.total_tokens),
+             "repeated_fraction": f, "repeated_epochs": 3.0, "seed": 0}
+    sweep_run = {"run_id": run_id, "spec": {"point": point}}
+    write_record(run_dir / SPEC_FILE, sweep_run)
+    if error is not None:
+        write_json(run_dir / ERROR_FILE, error)
+    row = run_row(run_id, run_status(run_dir, probes_required=False), sweep_run=sweep_run, error=error)
+    return {**row, "params": float(size.params)}  # as collect fills it from the size table
 
 
 def _grid_toml(spec: SweepSpec) -> str:

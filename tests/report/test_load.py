@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from repeatlab.io import file_lock, lock_file_of
+from repeatlab.records import read_record, write_record
 from repeatlab.report.load import load_sweep
 
 
@@ -67,13 +69,26 @@ def test_single_run_directory(tmp_path: Path, synth) -> None:
     assert row["status"] == "done" and row["model"] == "tiny-4l" and row["kind"] == "repeated"
 
 
-def test_unfinished_single_run_is_running(tmp_path: Path, synth) -> None:
+def test_an_unfinished_run_is_running_only_while_its_lock_is_held(tmp_path: Path, synth) -> None:
+    """The status rule of ``repeatlab.records``: metrics alone are an interrupted (pending) run, not a running one."""
     run = synth.write_run(tmp_path / "r")
     (run / "summary.json").unlink()
     (run / "sweep_run.json").unlink()
     data = load_sweep(run)
-    assert data.results.iloc[0]["status"] == "running"
+    assert data.results.iloc[0]["status"] == "pending"
     assert data.done().empty
+    with file_lock(lock_file_of(run)) as acquired:
+        assert acquired and load_sweep(run).results.iloc[0]["status"] == "running"
+
+
+def test_a_run_whose_spec_asks_for_probes_is_done_only_with_them(tmp_path: Path, synth) -> None:
+    run = synth.write_run(tmp_path / "r")
+    (run / "probes.json").unlink()
+    spec = read_record(run / "sweep_run.json")
+    write_record(run / "sweep_run.json", {**spec, "spec": {**spec["spec"], "probes": {}}})
+    assert load_sweep(run).results.iloc[0]["status"] == "pending"
+    write_record(run / "sweep_run.json", spec)  # no probes asked: the summary is enough
+    assert load_sweep(run).results.iloc[0]["status"] == "done"
 
 
 def test_missing_or_foreign_directories_are_user_errors(tmp_path: Path) -> None:

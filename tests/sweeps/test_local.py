@@ -211,3 +211,39 @@ def test_grid_finetune_stage_runs_after_pretraining_without_changing_run_ids(cor
     stage = json.loads((tmp_path / "sweep" / "finetune" / FINETUNE_FILE).read_text())
     assert sorted(r["run"] for r in stage["rows"]) == sorted(f"ft-{run_id}" for run_id in result.plan.done + [
         o.run_id for o in result.outcomes])
+
+
+def test_finetune_stage_runs_go_through_the_backend_and_are_rows_of_its_results(corpus: Path, tmp_path: Path) -> None:
+    grid = replace(tiny_grid(corpus, sizes=("tiny-1l",)), finetune=FinetuneStage(total_tokens=16 * 16))
+    events: list[dict[str, Any]] = []
+    result = run_sweep(grid, tmp_path / "sweep", workers=2, progress=events.append)
+    stage = SweepDir(tmp_path / "sweep" / "finetune")
+    names = {f"ft-{run_id}" for run_id in result.plan.runs} | {"scratch-tiny-1l-seed0"}
+    assert {o.run_id for o in result.stage_outcomes} == names and result.n_failed == 0
+    assert {e["run_id"] for e in events if e["event"] == "finish"} == set(result.plan.runs) | names
+    results = pd.read_parquet(stage.results_file)
+    assert set(results["run_id"]) == names and set(results["status"]) == {"done"}
+    assert set(results["model"]) == {"tiny-1l"} and set(results["total_tokens"]) == {16 * 16}
+    assert results["test_loss"].notna().all()
+    fine_tuned = results.set_index("run_id")["init_from"].dropna()  # no control of the law columns
+    assert set(fine_tuned.index) == {n for n in names if n.startswith("ft-")}
+    for name in names:  # trained by a worker process of the local backend, under its lock and attempt records
+        started = [a for a in attempts(stage.run_dir(name)) if a["event"] == "start"]
+        assert len(started) == 1 and started[0]["pid"] != os.getpid()
+        assert read_json(stage.run_dir(name) / "sweep_run.json")["spec_type"] == "config"
+    # Idempotent: a second sweep trains nothing in either stage and keeps the comparison.
+    again = run_sweep(grid, tmp_path / "sweep", workers=2)
+    assert again.outcomes == [] and again.stage_outcomes == []
+    rows = json.loads((stage.root / FINETUNE_FILE).read_text())["rows"]
+    assert sorted(r["run"] for r in rows) == sorted(n for n in names if n.startswith("ft-"))
+
+
+def test_retry_policy_requeues_start_up_deaths_and_fails_a_run_after_its_retries() -> None:
+    from repeatlab.sweeps.local import RetryPolicy
+
+    policy = RetryPolicy(max_retries=1, max_start_failures=2)
+    assert [policy.on_death("a", started=True, exitcode=-9) for _ in range(2)] == ["retry", "fail"]
+    assert policy.on_death("b", started=True, exitcode=-9) == "retry"  # counted per run
+    assert [policy.on_death("c", started=False, exitcode=1) for _ in range(2)] == ["requeue", "requeue"]
+    with pytest.raises(RuntimeError, match="keep dying on start-up"):
+        policy.on_death("c", started=False, exitcode=1)

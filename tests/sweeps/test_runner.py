@@ -15,14 +15,9 @@ from repeatlab.sweeps.results import COLUMNS, add_law_columns, collect
 from repeatlab.sweeps.driver import plan_sweep
 from repeatlab.sweeps.grid import expand_grid
 from repeatlab.sweeps.runner import execute_run, write_run_config
-from repeatlab.sweeps.state import (
-    ERROR_FILE,
-    PROBES_FILE,
-    SPEC_FILE,
-    SweepDir,
-    read_spec,
-    run_status,
-)
+from repeatlab.layout import ERROR_FILE, PROBES_FILE, SPEC_FILE
+from repeatlab.records import run_status
+from repeatlab.sweeps.state import SweepDir, read_spec
 
 from .conftest import attempts, metric_steps, tiny_grid, tiny_probes
 
@@ -45,7 +40,7 @@ def test_finished_run_directories_hold_the_agreed_files(finished: SweepDir) -> N
             assert (run_dir / name).is_file(), name
         spec = read_spec(run_dir)
         assert spec.run_id == run_id  # the directory is named by the hash of the stored spec
-        assert run_status(run_dir, spec) == "done"
+        assert run_status(run_dir, probes_required=spec.probes is not None) == "done"
         assert read_json(run_dir / "config.json")["mixture"] == str(finished.mixture_dir(spec.point.mixture_spec()))
         assert [a["event"] for a in attempts(run_dir)] == ["start", "done"]
         steps = metric_steps(run_dir)
@@ -91,7 +86,7 @@ def test_missing_probes_are_run_without_retraining(finished: SweepDir, tmp_path:
     probes = read_json(run_dir / PROBES_FILE)
     summary_mtime = (run_dir / "summary.json").stat().st_mtime_ns
     (run_dir / PROBES_FILE).unlink()
-    assert run_status(run_dir, read_spec(run_dir)) == "pending"
+    assert run_status(run_dir, probes_required=read_spec(run_dir).probes is not None) == "pending"
     assert execute_run(finished.root, run_id).status == "done"
     assert (run_dir / "summary.json").stat().st_mtime_ns == summary_mtime
     assert read_json(run_dir / PROBES_FILE)["summary"] == probes["summary"]  # probes are seeded
@@ -108,7 +103,7 @@ def test_a_failed_run_is_recorded_and_retried_only_when_asked(corpus: Path, tmp_
     assert outcome.status == "failed" and "batch_tokens" in (outcome.error or "")
     error = read_json(run_dir / ERROR_FILE)
     assert error["type"] == "RepeatlabError" and error["stage"] == "train" and "Traceback" in error["traceback"]
-    assert run_status(run_dir, read_spec(run_dir)) == "failed"
+    assert run_status(run_dir, probes_required=read_spec(run_dir).probes is not None) == "failed"
     again = plan_sweep(grid, tmp_path)
     assert run_id in again.failed and run_id not in again.todo
     retry = plan_sweep(grid, tmp_path, retry_failed=True)
@@ -120,10 +115,10 @@ def test_a_locked_run_is_running(finished: SweepDir) -> None:
     run_dir = finished.run_dir(finished.run_ids()[0])
     (run_dir / PROBES_FILE).rename(run_dir / "probes.bak")  # not done, so the lock decides
     try:
-        assert run_status(run_dir, read_spec(run_dir)) == "pending"
+        assert run_status(run_dir, probes_required=read_spec(run_dir).probes is not None) == "pending"
         with file_lock(lock_file_of(run_dir)) as acquired:
             assert acquired and is_locked(lock_file_of(run_dir))
-            assert run_status(run_dir, read_spec(run_dir)) == "running"
+            assert run_status(run_dir, probes_required=read_spec(run_dir).probes is not None) == "running"
         assert not is_locked(lock_file_of(run_dir))
     finally:
         (run_dir / "probes.bak").rename(run_dir / PROBES_FILE)

@@ -62,6 +62,8 @@ def test_run_directory_layout_and_records(finished: tuple[Path, dict[str, Any]])
     assert summary["n_params_non_embedding"] == 12 * 1 * 64**2
     stored = json.loads((run_dir / "config.json").read_text())
     assert Path(stored["dataset"]).is_absolute()
+    # Both files carry their schema version (``repeatlab.records``); the returned summary is the content.
+    assert stored["schema"] == 1 and json.loads((run_dir / "summary.json").read_text()) == {**summary, "schema": 1}
 
 
 def test_finished_run_returns_its_summary_without_training(finished: tuple[Path, dict[str, Any]],

@@ -12,7 +12,8 @@ from repeatlab.cli.common import console, print_rows
 from repeatlab.cli.errors import user_errors
 from repeatlab.config import override, parse_overrides
 from repeatlab.errors import RepeatlabError
-from repeatlab.io import check_output_file, output_lock, write_json
+from repeatlab.io import check_output_file, output_lock
+from repeatlab.records import write_record
 from repeatlab.layout import PROBES_FILE
 from repeatlab.probes import PROBE_NAMES, ProbeConfig, ProbeResults, run_probes
 from repeatlab.train.run import load_run
@@ -54,7 +55,7 @@ def probe(
         run = load_run(run_dir, device=_device(device), checkpoint=checkpoint)
         results = run_probes(run.model, run.dataset, run.mixture, config)
         record = results.to_dict() | {"run_dir": str(Path(run_dir).resolve()), "checkpoint": checkpoint}
-        write_json(target, record)
+        write_record(target, record, kind=PROBES_FILE)
     _print_summary(results)
     console.print(f"wrote {target}", soft_wrap=True)
 

@@ -22,7 +22,7 @@ from repeatlab.sweeps.estimate import check_timing, estimate_sweep
 from repeatlab.sweeps.grid import expand_grid, load_grid, preset_names
 from repeatlab.io import is_locked, lock_file_of
 from repeatlab.layout import DATA_DIR, variant_dir
-from repeatlab.sweeps.state import STATUSES
+from repeatlab.records import STATUSES
 
 app = typer.Typer(help="Run grids of training runs (size x repetition x seed) and collect their results.",
                   no_args_is_help=True, cls=OneLineUsageErrors)

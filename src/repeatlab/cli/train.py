@@ -14,9 +14,10 @@ import typer
 
 from repeatlab.cli.common import console, parse_count
 from repeatlab.cli.errors import user_errors
-from repeatlab.config import ConfigError, from_dict, load_json, load_toml, override, parse_overrides, to_dict
+from repeatlab.config import ConfigError, from_dict, load_toml, override, parse_overrides, to_dict
 from repeatlab.dynamics import finetune_config, train_with_probes
 from repeatlab.errors import RepeatlabError
+from repeatlab.records import read_config
 from repeatlab.train.config import PROBE_METRICS, InterventionConfig, RunConfig
 from repeatlab.train.run import CONFIG_FILE
 
@@ -95,9 +96,9 @@ def _base_config(run_dir: Path, config_file: Path | None, updates: dict[str, Any
     if config_file is not None:
         if config_file.suffix == ".toml":
             return load_toml(RunConfig, config_file)
-        return load_json(RunConfig, config_file)
+        return read_config(RunConfig, config_file)
     if (run_dir / CONFIG_FILE).is_file() and not {"dataset", "mixture", "model"} & set(updates):
-        return load_json(RunConfig, run_dir / CONFIG_FILE)
+        return read_config(RunConfig, run_dir / CONFIG_FILE)
     if "init_from" in updates:
         return _finetune_base(Path(updates["init_from"]), updates)
     missing = [name for name in ("dataset", "mixture", "model") if name not in updates]
@@ -116,7 +117,7 @@ def _finetune_base(source: Path, updates: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"--init-from {source}: not a run directory (no {CONFIG_FILE})")
     if "mixture" not in updates:
         raise ConfigError("give --mixture: the mixture to fine-tune on (over the source run's dataset or --dataset)")
-    pretrained = load_json(RunConfig, source / CONFIG_FILE)
+    pretrained = read_config(RunConfig, source / CONFIG_FILE)
     base = finetune_config(pretrained, source, dataset=updates.get("dataset", pretrained.dataset),
                            mixture=updates["mixture"])
     return replace(base, model=updates.get("model", pretrained.model))

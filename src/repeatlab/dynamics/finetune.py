@@ -9,12 +9,16 @@ same mixture from scratch. ``compare_finetune`` inverts the from-scratch runs' c
 loss: N_eff, the size a from-scratch model needs to match it, and ``multiplier = N_eff(fine-tuned) / N_eff(from scratch, same size)``: above 1 pre-training transferred,
 below 1 it ossified the model.
 
-Layout of a stage directory (``run_finetune_stage``)::
+Layout of a stage directory (``plan_finetune_stage``)::
 
     mixture/                       the fine-tuning mixture (a control mixture of ``total_tokens``)
     runs/ft-<pretrained run>/      each fine-tuned run
     runs/scratch-<size>-seed<s>/   each size trained on the same mixture from scratch
     finetune.json                  the comparison rows (read by ``repeatlab.report.sections.dynamics``)
+
+``run_finetune_stage`` trains the runs in this process. A sweep's ``[finetune]`` stage (``<sweep>/finetune``) is
+itself a sweep directory: its runs go through the sweep's backend like any other (locks, retries, progress), each
+with a ``sweep_run.json``, and ``results.parquet`` has a row per run.
 """
 
 from __future__ import annotations
@@ -25,18 +29,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-
-from repeatlab.config import load_json
-from repeatlab.dynamics.run import train_with_probes
 from repeatlab.data.mixture import MANIFEST_FILE, MixtureSpec, make_mixture
+from repeatlab.dynamics.run import train_with_probes
 from repeatlab.errors import RepeatlabError
-from repeatlab.io import read_json, write_json
 from repeatlab.laws import ControlCurve, FitError, control_curve
-from repeatlab.layout import CONFIG_FILE, FINETUNE_FILE, SUMMARY_FILE
+from repeatlab.layout import CONFIG_FILE, FINETUNE_FILE, RUNS_DIR, SUMMARY_FILE
+from repeatlab.records import read_config, read_record, write_record
 from repeatlab.train.config import RunConfig
 from repeatlab.train.run import ProgressFn
-
-"""The comparison rows of a stage directory; ``repeatlab.report.sections.dynamics`` reads it by this name."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -132,7 +132,7 @@ def _loss(summary: dict[str, Any], metric: str) -> float:
 def scratch_curve(scratch_runs: Sequence[Path], *, metric: str = "test_loss") -> ControlCurve:
     """The from-scratch runs' curve of ``metric`` in N (``laws.control_curve``); ``FitError`` says why there is
     none."""
-    summaries = [read_json(Path(run) / SUMMARY_FILE) for run in scratch_runs]
+    summaries = [read_record(Path(run) / SUMMARY_FILE) for run in scratch_runs]
     return control_curve([float(s["n_params_non_embedding"]) for s in summaries], [_loss(s, metric) for s in summaries],
                          metric=metric)
 
@@ -141,14 +141,14 @@ def compare_finetune(
     finetuned: Path, scratch: Path | None, curve: ControlCurve | None, *, metric: str = "test_loss"
 ) -> FinetuneComparison:
     """Compare a finished fine-tuned run with the from-scratch run of its size through the from-scratch curve."""
-    summary = read_json(Path(finetuned) / SUMMARY_FILE)
+    summary = read_record(Path(finetuned) / SUMMARY_FILE)
     init = summary.get("init_from") or {}
     pretrained = Path(init.get("run_dir", ""))
-    pre_summary = read_json(pretrained / SUMMARY_FILE) if (pretrained / SUMMARY_FILE).is_file() else {}
+    pre_summary = read_record(pretrained / SUMMARY_FILE) if (pretrained / SUMMARY_FILE).is_file() else {}
     mixture = pre_summary.get("mixture") or {}
     n_params = float(summary["n_params_non_embedding"])
     finetuned_loss = _loss(summary, metric)
-    scratch_loss = _loss(read_json(Path(scratch) / SUMMARY_FILE), metric) if scratch is not None else None
+    scratch_loss = _loss(read_record(Path(scratch) / SUMMARY_FILE), metric) if scratch is not None else None
     n_eff = n_eff_scratch = multiplier = None
     if curve is not None:
         n_eff = float(curve.effective_params(finetuned_loss))
@@ -162,22 +162,25 @@ def compare_finetune(
     )
 
 
-def run_finetune_stage(
-    pretrained_runs: Sequence[Path],
-    stage: FinetuneStage,
-    out: Path,
-    *,
-    curve: ControlCurve | None = None,
-    progress: ProgressFn | None = None,
-) -> list[FinetuneComparison]:
-    """Fine-tune every finished pre-trained run and train each size from scratch, then compare; idempotent.
+@dataclass(frozen=True)
+class FinetunePlan:
+    """The runs of a fine-tuning stage in ``out``: each run's config by directory name (in training order), and
+    the (fine-tuned, from-scratch) pairs the comparison reads."""
 
-    ``curve`` is the from-scratch L(N) to invert; ``None`` builds it from this stage's from-scratch runs (which
-    needs at least two sizes; with fewer, the rows carry losses but no effective sizes). Writes
-    ``out/finetune.json`` and returns its rows.
-    """
+    out: Path
+    stage: FinetuneStage
+    configs: dict[str, RunConfig]
+    pairs: tuple[tuple[str, str | None], ...]
+
+    def run_dir(self, name: str) -> Path:
+        return self.out / RUNS_DIR / name
+
+
+def plan_finetune_stage(pretrained_runs: Sequence[Path], stage: FinetuneStage, out: Path) -> FinetunePlan:
+    """Build the stage's mixture (once) and the configs of its runs: ``ft-<run>`` fine-tunes each finished
+    pre-trained run, ``scratch-<size>-seed<s>`` trains each size and seed from scratch (one per pair of them)."""
     out = Path(out)
-    configs = [load_json(RunConfig, Path(run) / CONFIG_FILE) for run in pretrained_runs]
+    configs = [read_config(RunConfig, Path(run) / CONFIG_FILE) for run in pretrained_runs]
     if not configs:
         raise RepeatlabError("the fine-tuning stage needs at least one finished pre-trained run")
     datasets = {c.dataset for c in configs}
@@ -187,29 +190,67 @@ def run_finetune_stage(
     mixture = out / "mixture"
     if not (mixture / MANIFEST_FILE).is_file():
         make_mixture(dataset, MixtureSpec(total_tokens=stage.total_tokens, seed=stage.mixture_seed), mixture)
-    pairs: list[tuple[Path, Path | None]] = []
+    runs: dict[str, RunConfig] = {}
+    pairs: list[tuple[str, str | None]] = []
     for run, config in zip(pretrained_runs, configs, strict=True):
-        finetuned = out / "runs" / f"ft-{Path(run).name}"
-        ft_config = finetune_config(config, Path(run), dataset=dataset, mixture=str(mixture), lr_scale=stage.lr_scale,
-                                    warmup_steps=stage.warmup_steps, checkpoint=stage.checkpoint)
-        train_with_probes(ft_config, finetuned, progress=progress)
+        finetuned = f"ft-{Path(run).name}"
+        runs[finetuned] = finetune_config(config, Path(run), dataset=dataset, mixture=str(mixture),
+                                          lr_scale=stage.lr_scale, warmup_steps=stage.warmup_steps,
+                                          checkpoint=stage.checkpoint)
         scratch = None
         if stage.scratch:
-            scratch = out / "runs" / f"scratch-{config.model}-seed{config.train.seed}"
-            train_with_probes(scratch_config(config, dataset=dataset, mixture=str(mixture)), scratch,
-                              progress=progress)
+            scratch = f"scratch-{config.model}-seed{config.train.seed}"
+            scratch_run = scratch_config(config, dataset=dataset, mixture=str(mixture))
+            if runs.setdefault(scratch, scratch_run) != scratch_run:
+                raise RepeatlabError(f"the pre-trained runs of {config.model} seed {config.train.seed} differ in "
+                                     f"their training settings, so no one run from scratch compares with them all; "
+                                     f"fine-tune runs of one grid")
         pairs.append((finetuned, scratch))
+    return FinetunePlan(out=out, stage=stage, configs=runs, pairs=tuple(pairs))
+
+
+def finish_finetune_stage(plan: FinetunePlan, *, curve: ControlCurve | None = None) -> list[FinetuneComparison]:
+    """Compare the stage's finished runs and write ``finetune.json``; returns its rows.
+
+    ``curve`` is the from-scratch L(N) to invert; ``None`` builds it from the stage's from-scratch runs (which needs
+    at least two sizes; with fewer, the rows carry losses but no effective sizes). A fine-tuned run that did not
+    finish (failed in a sweep) has no row; a from-scratch run that did not finish is left out of the comparison.
+    """
+    def finished(name: str | None) -> Path | None:
+        return None if name is None or not (plan.run_dir(name) / SUMMARY_FILE).is_file() else plan.run_dir(name)
+
+    pairs = [(ft, finished(s)) for f, s in plan.pairs if (ft := finished(f)) is not None]
     note = None
-    if curve is None and stage.scratch:
+    if curve is None and plan.stage.scratch:
         scratch_dirs = sorted({s for _, s in pairs if s is not None})
         try:
             curve = scratch_curve(scratch_dirs)
         except FitError as exc:
             note = f"no from-scratch curve: {exc}"
     rows = [compare_finetune(f, s, curve) for f, s in pairs]
-    write_json(out / FINETUNE_FILE, {"stage": asdict(stage), "note": note, "rows": [r.to_dict() for r in rows]})
+    write_record(plan.out / FINETUNE_FILE, {"stage": asdict(plan.stage), "note": note,
+                                            "rows": [r.to_dict() for r in rows]})
     return rows
 
 
-__all__ = ["FINETUNE_FILE", "FinetuneComparison", "FinetuneStage", "compare_finetune", "finetune_config",
-           "run_finetune_stage", "scratch_config", "scratch_curve"]
+def run_finetune_stage(
+    pretrained_runs: Sequence[Path],
+    stage: FinetuneStage,
+    out: Path,
+    *,
+    curve: ControlCurve | None = None,
+    progress: ProgressFn | None = None,
+) -> list[FinetuneComparison]:
+    """Fine-tune every finished pre-trained run and train each size from scratch in this process, then compare;
+    idempotent. A sweep's ``[finetune]`` stage runs the same plan through the sweep's backend instead
+    (``repeatlab.sweeps.driver``). Writes ``out/finetune.json`` and returns its rows (``finish_finetune_stage``).
+    """
+    plan = plan_finetune_stage(pretrained_runs, stage, out)
+    for name, config in plan.configs.items():
+        train_with_probes(config, plan.run_dir(name), progress=progress)
+    return finish_finetune_stage(plan, curve=curve)
+
+
+__all__ = ["FINETUNE_FILE", "FinetuneComparison", "FinetunePlan", "FinetuneStage", "compare_finetune",
+           "finetune_config", "finish_finetune_stage", "plan_finetune_stage", "run_finetune_stage", "scratch_config",
+           "scratch_curve"]

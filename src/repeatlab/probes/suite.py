@@ -28,7 +28,6 @@ from repeatlab.probes.memorisation import MemorisationResult, memorisation
 from repeatlab.probes.regression import GDComparison, compare_to_gd
 from repeatlab.probes.registry import PROBES, TOKEN_PROBES, VECTOR_PROBES
 
-SCHEMA = "repeatlab.probes/1"
 N_TOP_HEADS = 5
 INDUCTION_SCORES = ("induction", "previous_token", "duplicate_token")
 """The head scores of the induction probe: one set of sequences, one forward pass."""
@@ -88,7 +87,6 @@ class ProbeResults:
                 ],
             }
         return {
-            "schema": SCHEMA,
             "config": to_dict(self.config),
             "model": self.model,
             "summary": self.summary(),
@@ -253,5 +251,5 @@ def batch_for(config: ProbeConfig, model: GPT, tokens: Tensor) -> int:
     return max(config.batch_size, config.batch_size * model.config.context // max(tokens.shape[1], 1))
 
 
-__all__ = ["INDUCTION_SCORES", "SCHEMA", "ProbeResults", "check_lengths", "measure", "model_shape", "probe_generator",
+__all__ = ["INDUCTION_SCORES", "ProbeResults", "check_lengths", "measure", "model_shape", "probe_generator",
            "run_probes"]

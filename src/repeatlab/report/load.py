@@ -3,13 +3,13 @@
 A sweep directory holds ``results.parquet`` (one row per run), ``grid.toml`` and ``runs/<run_id>/`` with each
 run's ``config.json``, ``metrics.jsonl``, ``summary.json``, ``probes.json``, ``sweep_run.json`` and, on
 failure, ``error.json``. Any of these may be absent in a partial sweep: rows are rebuilt from the run files
-where ``results.parquet`` lacks them, and every gap is recorded in ``SweepData.problems`` so the report can
-say what it could not use instead of failing. Nothing here imports a model.
+where ``results.parquet`` lacks them (by ``repeatlab.records``, the row and status rule of ``repeatlab sweep
+collect``), and every gap is recorded in ``SweepData.problems`` so the report can say what it could not use
+instead of failing. Nothing here imports a model.
 """
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from repeatlab.io import read_json, read_jsonl
+from repeatlab.errors import RepeatlabError
+from repeatlab.io import read_jsonl
 from repeatlab.layout import (
     CONFIG_FILE,
     ERROR_FILE,
@@ -31,6 +32,7 @@ from repeatlab.layout import (
     SPEC_FILE,
     SUMMARY_FILE,
 )
+from repeatlab.records import probes_required, read_record, run_row, run_status
 
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
 
@@ -40,14 +42,6 @@ NUMERIC_COLUMNS = (
     "wall_time_s",
 )
 TEXT_COLUMNS = ("run_id", "status", "error", "kind", "model")
-
-POINT_COLUMNS = ("kind", "model", "repeated_fraction", "repeated_epochs", "unique_tokens", "total_tokens", "seed")
-"""Grid-point fields of ``sweep_run.json`` (``spec.point``) that are results columns."""
-
-
-def probe_column(summary_key: str) -> str:
-    """The results column of a ``probes.json`` summary value, as ``repeatlab sweep collect`` names it."""
-    return "probe_" + summary_key.replace(".", "_")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,11 +157,10 @@ def load_run_record(path: Path, problems: list[str]) -> RunRecord:
         if not file.is_file():
             return None
         try:
-            data = read_json(file)
-        except ValueError as exc:
+            return read_record(file)
+        except RepeatlabError as exc:  # corrupt JSON, or a schema this version cannot read
             problems.append(str(exc))
             return None
-        return data if isinstance(data, dict) else None
 
     metrics = pd.DataFrame(read_jsonl(path / METRICS_FILE))
     for column in metrics.columns:
@@ -180,55 +173,11 @@ def load_run_record(path: Path, problems: list[str]) -> RunRecord:
 
 
 def row_from_files(record: RunRecord) -> dict[str, Any]:
-    """A results row rebuilt from one run's files (used where ``results.parquet`` lacks the run or a column)."""
-    row: dict[str, Any] = {"run_id": record.run_id}
-    spec = (record.sweep_run or {}).get("spec")
-    point = spec.get("point") if isinstance(spec, Mapping) else None
-    if isinstance(point, Mapping):
-        row.update({key: point[key] for key in POINT_COLUMNS if point.get(key) is not None})
-    config = record.config or {}
-    if isinstance(config.get("model"), str):
-        row.setdefault("model", config["model"])
-    train = config.get("train")
-    if isinstance(train, Mapping) and "seed" in train:
-        row.setdefault("seed", train["seed"])
-    summary = record.summary or {}
-    if summary:
-        row["status"] = "done"
-        for source, target in (("n_params_non_embedding", "params"), ("n_params", "params_total"), ("tokens", "total_tokens"),
-                               ("test_loss", "test_loss"), ("repeated_loss", "repeated_loss"),
-                               ("train_loss", "train_loss"), ("wall_time_s", "wall_time_s"), ("model", "model")):
-            if summary.get(source) is not None:
-                row[target] = summary[source]
-        model_config = summary.get("model_config")
-        if isinstance(model_config, Mapping):
-            for key in ("n_layer", "d_model"):
-                if key in model_config:
-                    row[key] = model_config[key]
-        mixture = summary.get("mixture")
-        if isinstance(mixture, Mapping):
-            for key in ("kind", "unique_tokens", "repeated_fraction", "repeated_epochs"):
-                if mixture.get(key) is not None:
-                    row.setdefault(key, mixture[key])
-    elif record.error is not None:
-        row["status"] = "failed"
-        row["error"] = _error_text(record.error)
-    else:
-        row["status"] = "running" if not record.metrics.empty else "pending"
-    probe_summary = (record.probes or {}).get("summary")
-    if isinstance(probe_summary, Mapping):
-        for key, value in probe_summary.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                row[probe_column(str(key))] = value
-    return row
-
-
-def _error_text(error: Mapping[str, Any]) -> str:
-    """``Type: message`` as ``repeatlab sweep collect`` writes it; the raw JSON when the file has neither."""
-    message = error.get("message")
-    if isinstance(message, str):
-        return f"{error['type']}: {message}" if isinstance(error.get("type"), str) else message
-    return json.dumps(error, sort_keys=True)[:500]
+    """A results row rebuilt from one run's files by ``records.run_row``, the rule of ``repeatlab sweep collect``
+    (used where ``results.parquet`` lacks the run or a column)."""
+    status = run_status(record.path, probes_required=probes_required(record.sweep_run))
+    return run_row(record.run_id, status, sweep_run=record.sweep_run, config=record.config, summary=record.summary,
+                   probes=record.probes, error=record.error)
 
 
 def _merge(table: pd.DataFrame, derived: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,8 @@ from repeatlab.sweeps.grid import (
     preset_names,
 )
 from repeatlab.sweeps.runner import RunOutcome, execute_run
-from repeatlab.sweeps.state import STATUSES, RunStatus, SweepDir
+from repeatlab.records import STATUSES, RunStatus
+from repeatlab.sweeps.state import SweepDir
 
 __all__ = [
     "COLUMNS",

@@ -10,33 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
-from repeatlab.config import to_dict
-from repeatlab.dynamics.finetune import run_finetune_stage
+from repeatlab.dynamics.finetune import FinetunePlan, finish_finetune_stage, plan_finetune_stage
 from repeatlab.errors import RepeatlabError
-from repeatlab.io import atomic_write_text, check_output_dir, output_lock, write_json
-from repeatlab.sweeps.results import collect
-from repeatlab.sweeps.grid import GridConfig, RunSpec, check_workers, expand_grid, grid_to_toml
-from repeatlab.sweeps.local import run_local
+from repeatlab.io import atomic_write_text, check_output_dir, output_lock
+from repeatlab.layout import CONFIG_FILE, ERROR_FILE, FINETUNE_DIR, SPEC_FILE
+from repeatlab.records import run_status
+from repeatlab.sweeps.backends import Backend, make_backend
+from repeatlab.sweeps.grid import GridConfig, RunPoint, RunSpec, check_workers, expand_grid, grid_to_toml
 from repeatlab.sweeps.prepare import prepare_datasets
-from repeatlab.sweeps.ray_backend import run_ray
-from repeatlab.sweeps.runner import RunOutcome
-from repeatlab.sweeps.state import (
-    ERROR_FILE,
-    SPEC_FILE,
-    SweepDir,
-    assign_run_ids,
-    run_status,
-)
+from repeatlab.sweeps.results import collect
+from repeatlab.sweeps.runner import Report, RunOutcome
+from repeatlab.sweeps.state import AnySpec, ConfigRunSpec, SweepDir, assign_run_ids, write_spec
+from repeatlab.train.run import check_run_dir
 
-Backend = Literal["local", "ray"]
-Report = Callable[[dict[str, Any]], None]
 COLLECT_EVERY_S = 60.0
 """Rebuild ``results.parquet`` at most this often while a sweep runs (and always at its end)."""
 
@@ -65,10 +57,12 @@ class SweepResult:
     """One per run executed in this call, in finishing order."""
     results: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The rebuilt ``results.parquet``."""
+    stage_outcomes: list[RunOutcome] = field(default_factory=list)
+    """One per run of the fine-tuning stage executed in this call (``<sweep>/finetune``)."""
 
     @property
     def n_failed(self) -> int:
-        return sum(o.status == "failed" for o in self.outcomes) + len(self.plan.failed)
+        return sum(o.status == "failed" for o in self.outcomes + self.stage_outcomes) + len(self.plan.failed)
 
 
 def check_sweep_dir(out: Path) -> None:
@@ -89,13 +83,21 @@ def plan_sweep(grid: GridConfig, out: Path, *, retry_failed: bool = False, say: 
     prepare_datasets(grid, sweep, say)
     atomic_write_text(sweep.grid_file, text)
     runs = assign_run_ids(sweep, expand_grid(grid))
+    todo, done, failed = _sort_runs(sweep, dict(runs), retry_failed=retry_failed)
+    return SweepPlan(sweep=sweep, runs=dict(runs), todo=todo, done=done, failed=failed)
+
+
+def _sort_runs(sweep: SweepDir, specs: dict[str, AnySpec], *,
+               retry_failed: bool) -> tuple[list[str], list[str], list[str]]:
+    """Give each run a directory with its ``sweep_run.json`` and sort the runs into (to do, done, failed and kept);
+    with ``retry_failed`` a failed run's error is cleared and it is to do."""
     todo, done, failed = [], [], []
-    for run_id, spec in runs:
+    for run_id, spec in specs.items():
         run_dir = sweep.run_dir(run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / SPEC_FILE).is_file():
-            write_json(run_dir / SPEC_FILE, {"run_id": run_id, "spec": to_dict(spec)})
-        status = run_status(run_dir, spec)
+            write_spec(run_dir, run_id, spec)
+        status = run_status(run_dir, probes_required=spec.probes is not None)
         if status == "done":
             done.append(run_id)
         elif status == "failed" and not retry_failed:
@@ -104,14 +106,14 @@ def plan_sweep(grid: GridConfig, out: Path, *, retry_failed: bool = False, say: 
             if status == "failed":
                 (run_dir / ERROR_FILE).unlink()
             todo.append(run_id)
-    return SweepPlan(sweep=sweep, runs=dict(runs), todo=todo, done=done, failed=failed)
+    return todo, done, failed
 
 
 def run_sweep(
     grid: GridConfig,
     out: str | Path,
     *,
-    backend: Backend = "local",
+    backend: str = "local",
     workers: int | None = None,
     address: str | None = None,
     retry_failed: bool = False,
@@ -126,10 +128,9 @@ def run_sweep(
         progress: receives ``{"event": "plan" | "start" | "finish" | "retry" | "message" | "collect", ...}``.
     """
     say = progress or (lambda _event: None)
-    if backend not in ("local", "ray"):
-        raise RepeatlabError(f"--backend must be local or ray, got {backend!r}")
     if workers is not None:
         check_workers("--workers", workers)
+    runner = make_backend(backend, grid.resources, workers=workers, address=address)
     out = Path(out)
     check_output_dir(out)
     check_sweep_dir(out)
@@ -150,24 +151,45 @@ def run_sweep(
         outcomes: list[RunOutcome] = []
         try:
             if plan.todo:
-                res = grid.resources
-                if backend == "local":
-                    outcomes = run_local(out, plan.todo, workers=workers or res.local_workers,
-                                         threads=max(1, int(res.cpus_per_run)), max_retries=res.max_retries,
-                                         report=report)
-                else:
-                    outcomes = run_ray(out, plan.todo, address=address, workers=workers,
-                                       cpus_per_run=res.cpus_per_run, gpus_per_run=res.gpus_per_run,
-                                       max_retries=res.max_retries, report=report)
+                outcomes = runner.run(out, plan.todo, report)
         except BaseException:
             with contextlib.suppress(Exception):  # keep the table current, but never mask the interruption
                 collect(out)
             raise
         results = collect(out)
         say({"event": "collect", "path": str(plan.sweep.results_file), "rows": len(results)})
+        stage_outcomes: list[RunOutcome] = []
         if grid.finetune is not None:
             done = results.loc[results["status"] == "done", "run_id"] if len(results) else []
             say({"event": "message", "text": f"fine-tuning stage: {len(done)} pre-trained runs, plus from-scratch runs"})
-            rows = run_finetune_stage([plan.sweep.run_dir(run_id) for run_id in done], grid.finetune, out / "finetune")
-            say({"event": "message", "text": f"fine-tuning stage done: {len(rows)} comparisons in {out / 'finetune'}"})
-    return SweepResult(plan=plan, outcomes=outcomes, results=results)
+            stage = plan_finetune_stage([plan.sweep.run_dir(run_id) for run_id in done], grid.finetune,
+                                        out / FINETUNE_DIR)
+            stage_outcomes = run_stage(stage, runner, say, retry_failed=retry_failed)
+            rows = finish_finetune_stage(stage)
+            say({"event": "message", "text": f"fine-tuning stage done: {len(rows)} comparisons in {stage.out}"})
+    return SweepResult(plan=plan, outcomes=outcomes, results=results, stage_outcomes=stage_outcomes)
+
+
+def run_stage(stage: FinetunePlan, runner: Backend, say: Report, *, retry_failed: bool = False) -> list[RunOutcome]:
+    """Run a fine-tuning stage's unfinished runs through ``runner``, as a sweep directory of their own (each run a
+    ``ConfigRunSpec``), and rebuild its ``results.parquet``. Failed runs are left alone unless ``retry_failed``."""
+    sweep = SweepDir(stage.out)
+    specs = {
+        name: ConfigRunSpec(point=RunPoint(kind="control", model=config.model, total_tokens=stage.stage.total_tokens,
+                                           seed=config.train.seed), config=config)
+        for name, config in stage.configs.items()
+    }
+    for name, spec in specs.items():  # the stage is planned anew each time: a changed one is refused, as by train
+        run_dir = sweep.run_dir(name)
+        if (run_dir / CONFIG_FILE).is_file():
+            check_run_dir(run_dir, spec.config.resolved())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_spec(run_dir, name, spec)
+    todo, _, _ = _sort_runs(sweep, specs, retry_failed=retry_failed)
+    outcomes: list[RunOutcome] = []
+    try:
+        if todo:
+            outcomes = runner.run(sweep.root, todo, lambda event: say({**event, "label": event.get("run_id", "")}))
+    finally:
+        collect(sweep.root)
+    return outcomes

@@ -1,5 +1,7 @@
 """The ``local`` backend: K worker processes on this machine, each running one run at a time.
 
+Three parts: ``WorkerPool`` dispatches run ids to workers and notices their deaths, ``RetryPolicy`` decides what a
+death means for the run, and ``LocalBackend.run`` joins them (error records are the runner's ``fail_run``).
 Each worker is a long-lived process (forked from a fork server that has imported torch once) fed run ids through a pipe, so the driver always knows
 which run a worker holds: when a worker dies (killed, out of memory) the run is restarted in a fresh
 worker up to ``max_retries`` times, then recorded as failed; Python errors are recorded by the worker
@@ -17,20 +19,19 @@ import select
 import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from repeatlab.errors import RepeatlabError
 from repeatlab.io import read_jsonl
-from repeatlab.sweeps.runner import RunOutcome, execute_run, write_error
-from repeatlab.sweeps.state import ATTEMPTS_FILE, SweepDir, record_attempt
-
-Report = Callable[[dict[str, Any]], None]
+from repeatlab.layout import ATTEMPTS_FILE
+from repeatlab.sweeps.runner import Report, RunOutcome, execute_run, fail_run
+from repeatlab.sweeps.state import SweepDir, record_attempt
 
 
 def _exit_with_driver(driver_pid: int) -> None:
@@ -120,79 +121,145 @@ def default_threads(workers: int) -> int:
     return max(1, cores // workers)
 
 
-def run_local(
-    sweep_root: Path,
-    run_ids: list[str],
-    *,
-    workers: int,
-    threads: int | None = None,
-    max_retries: int = 2,
-    report: Report | None = None,
-) -> list[RunOutcome]:
-    """Execute ``run_ids`` on ``workers`` local processes; returns one outcome per run, in finishing order."""
-    say = report or (lambda _event: None)
-    if workers < 1:
-        raise RepeatlabError(f"--workers must be at least 1, got {workers}")
-    sweep = SweepDir(Path(sweep_root))
-    ctx = _context()  # not fork: the driver may hold threads (and CUDA) that a forked child must not inherit
-    gpus = visible_gpus()
-    threads = threads or default_threads(workers)
-    queue, deaths, start_failures = deque(run_ids), dict.fromkeys(run_ids, 0), 0
-    outcomes: list[RunOutcome] = []
+@dataclass(frozen=True)
+class LocalBackend:
+    """``workers`` worker processes on this machine, ``threads`` torch threads each (``backends.Backend``)."""
 
-    def start(index: int) -> _Slot:
-        parent, child = ctx.Pipe()
-        gpu = gpus[index % len(gpus)] if gpus else None
-        process = ctx.Process(target=_worker_main, args=(child, str(sweep.root), threads, gpu, os.getpid()),
-                              name=f"repeatlab-sweep-worker-{index}", daemon=True)
+    workers: int
+    threads: int | None = None
+    """Torch threads per worker; ``None``: this machine's cores shared evenly (``default_threads``)."""
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise RepeatlabError(f"--workers must be at least 1, got {self.workers}")
+
+    def run(self, sweep_root: Path, run_ids: Sequence[str], report: Report) -> list[RunOutcome]:
+        """Execute ``run_ids``; returns one outcome per run, in finishing order."""
+        sweep = SweepDir(Path(sweep_root))
+        policy = RetryPolicy(max_retries=self.max_retries, max_start_failures=max(3, self.workers))
+        queue, outcomes = deque(run_ids), []
+
+        def finish(outcome: RunOutcome) -> None:
+            outcomes.append(outcome)
+            report({"event": "finish", **vars(outcome)})
+
+        threads = self.threads or default_threads(self.workers)
+        with WorkerPool(sweep.root, size=min(self.workers, len(run_ids)), threads=threads) as pool:
+            while queue or pool.busy():
+                for slot in pool.idle():
+                    if not queue:
+                        break
+                    pool.assign(slot, queue.popleft())
+                    report({"event": "start", "run_id": slot.run_id, "worker": slot.index})
+                for event in pool.wait():
+                    if isinstance(event, RunOutcome):
+                        finish(event)
+                        continue
+                    run_dir = sweep.run_dir(event.run_id)
+                    decision = policy.on_death(event.run_id, started=_started_by(run_dir, event.pid),
+                                               exitcode=event.exitcode)
+                    if decision != "requeue":
+                        record_attempt(run_dir, "died", worker_pid=event.pid, exitcode=event.exitcode)
+                    if decision == "fail":
+                        finish(fail_run(run_dir, event.run_id, "WorkerDied", f"the worker process died "
+                                        f"{policy.deaths[event.run_id]} times (last exit code {event.exitcode}); "
+                                        f"see attempts.jsonl", stage="worker"))
+                        continue
+                    queue.appendleft(event.run_id)
+                    if decision == "retry":
+                        report({"event": "retry", "run_id": event.run_id,
+                                "reason": f"worker died (exit code {event.exitcode}); retry "
+                                          f"{policy.deaths[event.run_id]} of {self.max_retries}"})
+        return outcomes
+
+
+@dataclass
+class RetryPolicy:
+    """What to do when a worker dies holding a run.
+
+    A death before the run recorded its start is the worker's, not the run's: the run is requeued (and many such
+    deaths mean workers cannot start at all, an error). A death during the run is retried up to ``max_retries``
+    times, then the run fails.
+    """
+
+    max_retries: int
+    max_start_failures: int
+    deaths: Counter[str] = field(default_factory=Counter)
+    start_failures: int = 0
+
+    def on_death(self, run_id: str, *, started: bool, exitcode: int | None) -> Literal["requeue", "retry", "fail"]:
+        if not started:
+            self.start_failures += 1
+            if self.start_failures > self.max_start_failures:
+                raise RuntimeError(f"local worker processes keep dying on start-up (exit code {exitcode}); "
+                                   f"their error output is above")
+            return "requeue"
+        self.deaths[run_id] += 1
+        return "retry" if self.deaths[run_id] <= self.max_retries else "fail"
+
+
+@dataclass(frozen=True)
+class WorkerDied:
+    """A worker process ended while it held ``run_id``."""
+
+    run_id: str
+    pid: int | None
+    exitcode: int | None
+
+
+class WorkerPool:
+    """Worker processes fed run ids one at a time; ``wait`` returns what finished and which workers died (each
+    dead worker is replaced at once). Leaving the block stops them all (busy ones are killed: their runs resume
+    from a checkpoint)."""
+
+    def __init__(self, sweep_root: Path, *, size: int, threads: int) -> None:
+        self._root, self._threads = str(sweep_root), threads
+        self._ctx = _context()  # not fork: the driver may hold threads (and CUDA) that a forked child must not inherit
+        self._gpus = visible_gpus()
+        self.slots = [self._start(i) for i in range(size)]
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _stop(self.slots)
+
+    def busy(self) -> list[_Slot]:
+        return [s for s in self.slots if s.run_id is not None]
+
+    def idle(self) -> list[_Slot]:
+        return [s for s in self.slots if s.run_id is None]
+
+    def assign(self, slot: _Slot, run_id: str) -> None:
+        slot.run_id = run_id
+        slot.conn.send(run_id)
+
+    def wait(self, timeout_s: float = 5.0) -> list[RunOutcome | WorkerDied]:
+        """Block until a busy worker sends an outcome or dies (or ``timeout_s``); free the slots that did."""
+        busy = self.busy()
+        wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=timeout_s)
+        events: list[RunOutcome | WorkerDied] = []
+        for slot in busy:
+            outcome = _poll(slot)
+            if outcome is not None:
+                events.append(outcome)
+                slot.run_id = None
+            elif not slot.process.is_alive():
+                events.append(WorkerDied(run_id=slot.run_id or "", pid=slot.process.pid,
+                                         exitcode=slot.process.exitcode))
+                slot.conn.close()
+                self.slots[self.slots.index(slot)] = self._start(slot.index)
+        return events
+
+    def _start(self, index: int) -> _Slot:
+        parent, child = self._ctx.Pipe()
+        gpu = self._gpus[index % len(self._gpus)] if self._gpus else None
+        process = self._ctx.Process(target=_worker_main, args=(child, self._root, self._threads, gpu, os.getpid()),
+                                    name=f"repeatlab-sweep-worker-{index}", daemon=True)
         process.start()
         child.close()
         return _Slot(index=index, process=process, conn=parent)
-
-    slots = [start(i) for i in range(min(workers, len(run_ids)))]
-    try:
-        while queue or any(s.run_id for s in slots):
-            for slot in slots:
-                if slot.run_id is None and queue:
-                    slot.run_id = queue.popleft()
-                    slot.conn.send(slot.run_id)
-                    say({"event": "start", "run_id": slot.run_id, "worker": slot.index})
-            busy = [s for s in slots if s.run_id is not None]
-            wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=5.0)
-            for slot in busy:
-                outcome = _poll(slot)
-                if outcome is not None:
-                    outcomes.append(outcome)
-                    say({"event": "finish", **vars(outcome)})
-                    slot.run_id = None
-                elif slot.run_id is not None and not slot.process.is_alive():
-                    run_id, code = slot.run_id, slot.process.exitcode
-                    run_dir = sweep.run_dir(run_id)
-                    slot.conn.close()
-                    slots[slots.index(slot)] = start(slot.index)
-                    if not _started_by(run_dir, slot.process.pid):
-                        # The worker died before it began the run: not the run's fault.
-                        start_failures += 1
-                        if start_failures > max(3, workers):
-                            raise RuntimeError(f"local worker processes keep dying on start-up (exit code {code}); "
-                                               f"their error output is above")
-                        queue.appendleft(run_id)
-                        continue
-                    deaths[run_id] += 1
-                    record_attempt(run_dir, "died", worker_pid=slot.process.pid, exitcode=code)
-                    if deaths[run_id] <= max_retries:
-                        queue.appendleft(run_id)
-                        say({"event": "retry", "run_id": run_id,
-                             "reason": f"worker died (exit code {code}); retry {deaths[run_id]} of {max_retries}"})
-                    else:
-                        message = write_error(run_dir, "WorkerDied", f"the worker process died {deaths[run_id]} "
-                                              f"times (last exit code {code}); see attempts.jsonl", stage="worker")
-                        failed = RunOutcome(run_id=run_id, status="failed", error=message)
-                        outcomes.append(failed)
-                        say({"event": "finish", **vars(failed)})
-    finally:
-        _stop(slots)
-    return outcomes
 
 
 def _started_by(run_dir: Path, pid: int | None) -> bool:

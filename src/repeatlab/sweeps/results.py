@@ -34,9 +34,10 @@ from repeatlab.laws.effective import control_curve
 from repeatlab.laws.results import FitError
 from repeatlab.models.gpt import ModelConfig
 from repeatlab.models.sizes import SIZES, count_params, model_config
-from repeatlab.sweeps.grid import GridConfig, RunSpec, expand_grid
-from repeatlab.sweeps.state import PROBES_FILE, SweepDir, assign_run_ids, read_error, run_status, stored_specs
-from repeatlab.train.run import SUMMARY_FILE
+from repeatlab.layout import CONFIG_FILE, PROBES_FILE, SPEC_FILE, SUMMARY_FILE
+from repeatlab.records import POINT_COLUMNS, read_record, run_row, run_status
+from repeatlab.sweeps.grid import GridConfig, expand_grid
+from repeatlab.sweeps.state import AnySpec, SweepDir, assign_run_ids, read_error, stored_specs
 
 COLUMNS = (
     "run_id", "status", "error", "kind", "model", "n_layer", "d_model", "params", "params_total",
@@ -44,7 +45,10 @@ COLUMNS = (
     "test_loss", "repeated_loss", "train_loss", "wall_time_s",
 )
 """The agreed leading columns, in order; extra run facts, ``probe_*`` and law columns follow."""
-EXTRA_COLUMNS = ("label", "tokens", "steps", "tokens_per_s", "unique_tokens_achieved", "device", "data_variant")
+EXTRA_COLUMNS = ("label", "tokens", "steps", "tokens_per_s", "unique_tokens_achieved", "device", "data_variant",
+                 "init_from")
+TEXT_COLUMNS = ("error", "device", "data_variant", "init_from")
+"""Optional text columns, stored as strings even when every run leaves them empty."""
 LAW_METRICS: dict[str, tuple[str, bool]] = {
     "test": ("test_loss", False),
     "copying": ("probe_copying_repeated_copies_loss", False),
@@ -62,11 +66,11 @@ def load_sweep_grid(sweep: SweepDir) -> GridConfig | None:
     return from_dict(GridConfig, tomllib.loads(sweep.grid_file.read_text(encoding="utf-8")))
 
 
-def sweep_specs(sweep: SweepDir) -> dict[str, RunSpec]:
+def sweep_specs(sweep: SweepDir) -> dict[str, AnySpec]:
     """Every run of the sweep by id: the stored grid's runs in order, then other run directories (from an
     earlier grid)."""
     grid = load_sweep_grid(sweep)
-    specs = dict(assign_run_ids(sweep, expand_grid(grid))) if grid is not None else {}
+    specs: dict[str, AnySpec] = dict(assign_run_ids(sweep, expand_grid(grid))) if grid is not None else {}
     for run_id, spec in stored_specs(sweep).items():
         specs.setdefault(run_id, spec)
     return specs
@@ -87,22 +91,25 @@ def run_rows(sweep_root: str | Path) -> pd.DataFrame:
     return frame[list(COLUMNS + EXTRA_COLUMNS) + probe_columns]
 
 
-def _row(sweep: SweepDir, run_id: str, spec: RunSpec, meta: dict[str, Any] | None) -> dict[str, Any]:
+def _row(sweep: SweepDir, run_id: str, spec: AnySpec, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """``records.run_row`` of the run's files, completed from the grid: its label, its size's shape (known before
+    it trains), its parameter count over the sweep's data and its mixture's achieved values."""
     point, run_dir = spec.point, sweep.run_dir(run_id)
-    status = run_status(run_dir, spec) if run_dir.is_dir() else "pending"
+    status = run_status(run_dir, probes_required=spec.probes is not None)
+    files = {name: _record(run_dir / file) for name, file in
+             (("sweep_run", SPEC_FILE), ("config", CONFIG_FILE), ("summary", SUMMARY_FILE), ("probes", PROBES_FILE))}
+    error = read_error(run_dir) if status == "failed" else None
+    row = dict.fromkeys(COLUMNS + EXTRA_COLUMNS)
+    row.update(run_row(run_id, status, error=error, **files))
+    row.update({key: getattr(point, key) for key in POINT_COLUMNS})  # the grid's spec, even of an unreadable file
+    row["label"] = point.label()
     size = SIZES[point.model]
     shape = ModelConfig(n_layer=size.n_layer, d_model=size.d_model, n_head=size.n_head, vocab_size=1, context=1,
                         mlp=size.mlp)
-    row: dict[str, Any] = {
-        "run_id": run_id, "status": status, "error": None, "kind": point.kind, "model": point.model,
-        "n_layer": size.n_layer, "d_model": size.d_model, "params": shape.n_params_scaling_law,
-        "params_total": None, "repeated_fraction": point.repeated_fraction, "repeated_fraction_achieved": None,
-        "repeated_epochs": point.repeated_epochs, "unique_tokens": point.unique_tokens,
-        "total_tokens": point.total_tokens, "seed": point.seed, "test_loss": None, "repeated_loss": None,
-        "train_loss": None, "wall_time_s": None, "label": point.label(), "tokens": None, "steps": None,
-        "tokens_per_s": None, "unique_tokens_achieved": None, "device": None, "data_variant": point.data_variant,
-    }
-    if meta is not None:
+    for key, value in (("n_layer", size.n_layer), ("d_model", size.d_model), ("params", shape.n_params_scaling_law)):
+        if row[key] is None:
+            row[key] = value
+    if row["params_total"] is None and meta is not None:
         d_vector = meta.get("d_vector")  # vector data (in-context regression) has no vocabulary
         row["params_total"] = _params_total(point.model, int(meta["vocab_size"]), int(meta["context"]),
                                             None if d_vector is None else int(d_vector))
@@ -113,19 +120,11 @@ def _row(sweep: SweepDir, run_id: str, spec: RunSpec, meta: dict[str, Any] | Non
         row["unique_tokens_achieved"] = manifest["unique_tokens"]
     if row["unique_tokens"] is None and row["unique_tokens_achieved"] is not None:
         row["unique_tokens"] = row["unique_tokens_achieved"]  # control/repeated: U follows from T, f and E
-    if status == "failed":
-        error = read_error(run_dir) or {}
-        row["error"] = f"{error.get('type', 'Error')}: {error.get('message', '')}"
-    if (run_dir / SUMMARY_FILE).is_file():
-        summary = read_json(run_dir / SUMMARY_FILE)
-        for key in ("test_loss", "repeated_loss", "train_loss", "wall_time_s", "tokens", "steps", "tokens_per_s",
-                    "device"):
-            row[key] = summary.get(key)
-        row["params_total"] = summary.get("n_params", row["params_total"])
-    if (run_dir / PROBES_FILE).is_file():
-        for key, value in read_json(run_dir / PROBES_FILE).get("summary", {}).items():
-            row["probe_" + key.replace(".", "_")] = value
     return row
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    return read_record(path) if path.is_file() else None
 
 
 @functools.lru_cache(maxsize=256)
@@ -135,7 +134,8 @@ def _params_total(size: str, vocab_size: int, context: int, d_vector: int | None
 
 def add_law_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``n_eff_<key>``, ``mult_<key>`` and ``method_<key>`` (per ``LAW_METRICS``) where the controls at a run's
-    total token count can be inverted (``repeatlab.laws.effective.control_curve``)."""
+    total token count can be inverted (``repeatlab.laws.effective.control_curve``). A control is a run on a control
+    mixture trained from scratch (a fine-tuned run, with ``init_from``, is none)."""
     frame = frame.copy()
     for key, (metric, higher_is_better) in LAW_METRICS.items():
         if metric not in frame.columns:
@@ -144,8 +144,9 @@ def add_law_columns(frame: pd.DataFrame) -> pd.DataFrame:
         effective = pd.Series(np.nan, index=frame.index, dtype=float)
         method = pd.Series(None, index=frame.index, dtype=object)
         usable = (frame["status"] == "done") & np.isfinite(values)
+        from_scratch = frame["init_from"].isna() if "init_from" in frame else pd.Series(True, index=frame.index)
         for _, group in frame[usable].groupby("total_tokens"):
-            controls = group[group["kind"] == "control"]
+            controls = group[(group["kind"] == "control") & from_scratch[group.index]]
             try:
                 curve = control_curve(controls["params"].astype(float), values[controls.index], metric=metric,
                                       higher_is_better=higher_is_better)
@@ -179,5 +180,5 @@ def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for name in out.columns:
         if out[name].dtype == object and out[name].map(lambda v: v is None or (isinstance(v, float) and math.isnan(v))).all():
-            out[name] = out[name].astype(float) if name not in ("error", "device", "data_variant") else out[name].astype("string")
+            out[name] = out[name].astype(float) if name not in TEXT_COLUMNS else out[name].astype("string")
     return out

@@ -15,29 +15,27 @@ import json
 import time
 import traceback
 from dataclasses import dataclass, replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from repeatlab.config import load_json, to_dict
+from repeatlab.config import to_dict
 from repeatlab.data.mixture import MANIFEST_FILE, make_mixture
 from repeatlab.dynamics import train_with_probes
-from repeatlab.io import output_lock, read_json, write_json
+from repeatlab.io import output_lock, write_json
+from repeatlab.layout import CONFIG_FILE, ERROR_FILE, PROBES_FILE, SUMMARY_FILE
 from repeatlab.probes.suite import run_probes
+from repeatlab.records import RunStatus, is_done, read_config, read_record, write_record
 from repeatlab.sweeps.grid import RunSpec
-from repeatlab.sweeps.state import (
-    ERROR_FILE,
-    PROBES_FILE,
-    RunStatus,
-    SweepDir,
-    heartbeat,
-    is_done,
-    read_spec,
-    record_attempt,
-)
+from repeatlab.sweeps.state import AnySpec, ConfigRunSpec, SweepDir, heartbeat, read_spec, record_attempt
 from repeatlab.train.config import RunConfig
-from repeatlab.train.run import CONFIG_FILE, SUMMARY_FILE, load_run
+from repeatlab.train.run import load_run
+
+
+Report = Callable[[dict[str, Any]], None]
+"""Receives a sweep's progress events (``{"event": "start" | "finish" | "retry" | "message", ...}``)."""
 
 
 @dataclass(frozen=True)
@@ -64,13 +62,13 @@ def execute_run(sweep_root: str | Path, run_id: str, *, threads: int | None = No
         torch.set_num_threads(max(1, threads))
     started = time.perf_counter()
     with output_lock(run_dir, wait=True):
-        if is_done(run_dir, spec):
+        if is_done(run_dir, probes_required=spec.probes is not None):
             return _done(run_id, run_dir, 0.0)
         record_attempt(run_dir, "start", threads=torch.get_num_threads())
         with heartbeat(run_dir):
             stage = "setup"
             try:
-                config = spec.run_config(sweep.dataset_dir(spec.point.data_variant), ensure_mixture(sweep, spec))
+                config = run_config(sweep, spec)
                 write_run_config(run_dir, config)
                 stage = "train"
                 train_with_probes(config, run_dir)
@@ -88,6 +86,11 @@ def execute_run(sweep_root: str | Path, run_id: str, *, threads: int | None = No
         return _done(run_id, run_dir, time.perf_counter() - started)
 
 
+def fail_run(run_dir: Path, run_id: str, type_name: str, message: str, *, stage: str) -> RunOutcome:
+    """Record that a backend gave up on a run (its worker died too often, its Ray task was lost): the outcome."""
+    return RunOutcome(run_id=run_id, status="failed", error=write_error(run_dir, type_name, message, stage=stage))
+
+
 def write_error(run_dir: Path, type_name: str, message: str, *, stage: str, details: str = "") -> str:
     """Record a failed attempt in ``error.json`` and ``attempts.jsonl``; returns ``Type: message``."""
     write_json(run_dir / ERROR_FILE, {"type": type_name, "message": message, "stage": stage,
@@ -97,9 +100,17 @@ def write_error(run_dir: Path, type_name: str, message: str, *, stage: str, deta
 
 
 def _done(run_id: str, run_dir: Path, seconds: float) -> RunOutcome:
-    summary = read_json(run_dir / SUMMARY_FILE)
+    summary = read_record(run_dir / SUMMARY_FILE)
     return RunOutcome(run_id=run_id, status="done", test_loss=summary.get("test_loss"),
                       repeated_loss=summary.get("repeated_loss"), wall_time_s=round(seconds, 3))
+
+
+def run_config(sweep: SweepDir, spec: AnySpec) -> RunConfig:
+    """The trainer's config of a run: a grid run's over the sweep's dataset and its mixture (built here once),
+    a ``ConfigRunSpec``'s as stored."""
+    if isinstance(spec, ConfigRunSpec):
+        return spec.config
+    return spec.run_config(sweep.dataset_dir(spec.point.data_variant), ensure_mixture(sweep, spec))
 
 
 def ensure_mixture(sweep: SweepDir, spec: RunSpec) -> Path:
@@ -125,21 +136,21 @@ def write_run_config(run_dir: Path, config: RunConfig) -> None:
     asked = json.loads(json.dumps(to_dict(config)))
     path = run_dir / CONFIG_FILE
     if path.is_file():
-        if read_json(path) == asked:
+        if read_record(path) == asked:
             return
         try:  # re-read through today's RunConfig: fields added since are filled with their defaults
-            stored = load_json(RunConfig, path)
+            stored = read_config(RunConfig, path)
         except ValueError:
             return  # a field that no longer exists: left for the trainer to report
         if replace(stored, dataset=config.dataset, mixture=config.mixture) != config:
             return  # a real mismatch, which the trainer reports with the differing fields
-    write_json(path, asked)
+    write_record(path, asked)
 
 
-def write_probes(run_dir: Path, spec: RunSpec) -> dict[str, Any]:
+def write_probes(run_dir: Path, spec: AnySpec) -> dict[str, Any]:
     """Run the grid's probes on the finished model and write ``probes.json``."""
     use_cuda = spec.train.device != "cpu" and torch.cuda.is_available()
     loaded = load_run(run_dir, device="cuda" if use_cuda else "cpu")
     results = run_probes(loaded.model, loaded.dataset, loaded.mixture, spec.probes).to_dict()
-    write_json(run_dir / PROBES_FILE, results)
+    write_record(run_dir / PROBES_FILE, results)
     return results

@@ -9,7 +9,8 @@ Sweep directory layout::
     mixtures-<variant>/<hash>/  and its mixtures, instead of data/ and mixtures/
     runs/<run_id>/            one run: the trainer's files (config.json, metrics.jsonl, checkpoints/,
                               model.safetensors, summary.json) plus
-                                sweep_run.json   the RunSpec (grid point, settings) of the run
+                                sweep_run.json   the RunSpec (grid point, settings) of the run, or for a
+                                                 fine-tuning stage's run its ConfigRunSpec
                                 probes.json      probe results, when the grid asks for probes
                                 error.json       the error of the last failed attempt
                                 attempts.jsonl   one record per attempt start and end (pid, host, time)
@@ -18,10 +19,11 @@ Sweep directory layout::
                               ``repeatlab train`` of it; the driver holds ``.<sweep dir name>.lock`` beside
                               the sweep directory
     results.parquet           one row per run, rebuilt from runs/ by ``collect``
+    finetune/                 a grid's ``[finetune]`` stage: a sweep directory of its own (runs/, results.parquet),
+                              plus its mixture/ and finetune.json (``repeatlab.dynamics.finetune``)
 
-A run is *done* when ``summary.json`` (written last by the trainer) exists and, if probes were asked
-for, ``probes.json`` too; *failed* when ``error.json`` exists; *running* while its lock is held or its
-heartbeat is fresh; otherwise *pending* (never started, or interrupted and resumable).
+A run's status (done, running, failed, pending) follows the one rule of ``repeatlab.records.run_status``, which
+the report applies too.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from repeatlab.config import config_hash, from_dict, to_dict
 from repeatlab.data.mixture import MixtureSpec
-from repeatlab.io import append_jsonl, atomic_write_text, is_locked, lock_file_of, read_json
+from repeatlab.errors import RepeatlabError
+from repeatlab.io import append_jsonl, atomic_write_text, read_json
 from repeatlab.layout import (
     ATTEMPTS_FILE,
     DATA_DIR,
@@ -47,22 +50,18 @@ from repeatlab.layout import (
     GRID_FILE,
     HEARTBEAT_FILE,
     MIXTURES_DIR,
-    PROBES_FILE,
     RESULTS_FILE,
     RUNS_DIR,
     SPEC_FILE,
-    SUMMARY_FILE,
     variant_dir,
 )
-from repeatlab.sweeps.grid import RunSpec
-
-RunStatus = Literal["done", "running", "failed", "pending"]
-STATUSES: tuple[RunStatus, ...] = ("done", "running", "failed", "pending")
+from repeatlab.probes.config import ProbeConfig
+from repeatlab.records import read_record, write_record
+from repeatlab.sweeps.grid import RunPoint, RunSpec
+from repeatlab.train.config import RunConfig
 
 HEARTBEAT_EVERY_S = 10.0
-HEARTBEAT_STALE_S = 60.0
-"""A run whose heartbeat is younger than this counts as running even where its lock cannot be seen
-(another machine on a file system without shared locks)."""
+"""How often a working run touches its heartbeat (``records.HEARTBEAT_STALE_S`` says when it is stale)."""
 
 
 @dataclass(frozen=True)
@@ -106,10 +105,35 @@ class SweepDir:
         return sorted(p.name for p in self.runs_dir.iterdir() if (p / SPEC_FILE).is_file())
 
 
-def read_spec(run_dir: Path) -> RunSpec:
-    """The ``RunSpec`` stored in a run directory."""
-    data = read_json(run_dir / SPEC_FILE)
-    return from_dict(RunSpec, data["spec"], where="sweep_run.spec")
+@dataclass(kw_only=True, frozen=True)
+class ConfigRunSpec:
+    """A run whose trainer config is fixed when it is planned: a fine-tuning stage's, whose dataset, mixture and
+    ``init_from`` are paths outside any grid. ``point`` places it in the results table."""
+
+    point: RunPoint
+    config: RunConfig
+    probes: ProbeConfig | None = None
+
+
+AnySpec = RunSpec | ConfigRunSpec
+_SPEC_TYPES: dict[str, type[RunSpec] | type[ConfigRunSpec]] = {"grid": RunSpec, "config": ConfigRunSpec}
+"""``sweep_run.json``'s ``spec_type`` -> the spec class (``grid`` when absent, as every file before the key)."""
+
+
+def read_spec(run_dir: Path) -> AnySpec:
+    """The spec stored in a run directory (``sweep_run.json``)."""
+    data = read_record(run_dir / SPEC_FILE)
+    kind = data.get("spec_type", "grid")
+    if kind not in _SPEC_TYPES:
+        raise RepeatlabError(f"{run_dir / SPEC_FILE} has spec_type {kind!r}; this repeatlab knows "
+                             f"{', '.join(_SPEC_TYPES)}: upgrade repeatlab")
+    return from_dict(_SPEC_TYPES[kind], data["spec"], where="sweep_run.spec")
+
+
+def write_spec(run_dir: Path, run_id: str, spec: AnySpec) -> None:
+    """Store the spec the sweep assigned to a run (``sweep_run.json``)."""
+    kind = "config" if isinstance(spec, ConfigRunSpec) else "grid"
+    write_record(run_dir / SPEC_FILE, {"run_id": run_id, "spec": to_dict(spec), "spec_type": kind})
 
 
 def spec_key(spec: RunSpec) -> str:
@@ -117,7 +141,7 @@ def spec_key(spec: RunSpec) -> str:
     return json.dumps(to_dict(spec), sort_keys=True, separators=(",", ":"))
 
 
-def stored_specs(sweep: SweepDir) -> dict[str, RunSpec]:
+def stored_specs(sweep: SweepDir) -> dict[str, AnySpec]:
     """Run id -> spec of every run directory, each spec re-read through today's config classes.
 
     A directory whose spec names a field that no longer exists is left out (it cannot be matched).
@@ -138,33 +162,6 @@ def assign_run_ids(sweep: SweepDir, specs: list[RunSpec]) -> list[tuple[str, Run
     """
     existing = {spec_key(spec): run_id for run_id, spec in stored_specs(sweep).items()}
     return [(existing.get(spec_key(spec), spec.run_id), spec) for spec in specs]
-
-
-def is_done(run_dir: Path, spec: RunSpec) -> bool:
-    return (run_dir / SUMMARY_FILE).is_file() and (spec.probes is None or (run_dir / PROBES_FILE).is_file())
-
-
-def run_status(run_dir: Path, spec: RunSpec) -> RunStatus:
-    """The state of one run, read from its directory (see the module docstring)."""
-    if is_done(run_dir, spec):
-        return "done"
-    if is_locked(lock_file_of(run_dir)) or _remote_heartbeat_age(run_dir) < HEARTBEAT_STALE_S:
-        return "running"
-    if (run_dir / ERROR_FILE).is_file():
-        return "failed"
-    return "pending"
-
-
-def _remote_heartbeat_age(run_dir: Path) -> float:
-    """Seconds since the heartbeat of a worker on another machine (``inf`` if none, or if it is on this
-    machine, where the lock alone tells whether the worker is alive)."""
-    path = run_dir / HEARTBEAT_FILE
-    try:
-        if path.read_text(encoding="utf-8").strip() == socket.gethostname():
-            return float("inf")
-        return time.time() - path.stat().st_mtime
-    except (FileNotFoundError, UnicodeDecodeError):
-        return float("inf")
 
 
 def read_error(run_dir: Path) -> dict[str, Any] | None:

@@ -28,14 +28,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from repeatlab.config import ConfigError, config_hash, from_dict, load_json, to_dict
+from repeatlab.config import ConfigError, config_hash, from_dict, to_dict
 from repeatlab.data.mixture import Mixture, load_mixture
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, load_prepared
 from repeatlab.errors import RepeatlabError
-from repeatlab.io import check_output_dir, output_lock, read_json, read_jsonl, write_json
+from repeatlab.io import check_output_dir, output_lock, read_jsonl
 from repeatlab.layout import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE
 from repeatlab.models.gpt import GPT
 from repeatlab.models.weights import CheckpointMismatchError, load_model, save_model
+from repeatlab.records import read_config, read_record, write_record
 from repeatlab.train.checkpoint import Checkpointer, step_dir_name
 from repeatlab.train.config import RunConfig
 from repeatlab.train.distributed import launch_rank, world
@@ -69,7 +70,7 @@ def train(
     config, run_dir = config.resolved(), Path(run_dir)
     if (run_dir / SUMMARY_FILE).is_file():  # finished: nothing is written, so no lock (read-only archives work)
         check_run_dir(run_dir, config)
-        return read_json(run_dir / SUMMARY_FILE)
+        return read_record(run_dir / SUMMARY_FILE)
     check_output_dir(run_dir)
     # One writer per run directory; under torchrun only rank 0 writes, so only it takes the lock.
     with output_lock(run_dir) if launch_rank() == 0 else contextlib.nullcontext():
@@ -85,7 +86,7 @@ def _train_locked(
 ) -> dict[str, Any]:
     check_run_dir(run_dir, config)
     if (run_dir / SUMMARY_FILE).is_file():  # finished by the writer that held the lock before us
-        return read_json(run_dir / SUMMARY_FILE)
+        return read_record(run_dir / SUMMARY_FILE)
     dataset = load_prepared(config.dataset)
     mixture = load_mixture(config.mixture, dataset)
     extra_tokens = load_extra_evals(config.train.extra_evals, dataset, run_dir,
@@ -100,7 +101,7 @@ def _train_locked(
         if w.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             if not (run_dir / CONFIG_FILE).is_file():
-                write_json(run_dir / CONFIG_FILE, to_dict(config))
+                write_record(run_dir / CONFIG_FILE, to_dict(config))
             save_extra_evals(config.train.extra_evals, extra_tokens, run_dir)
         checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, every=config.train.checkpoint_every,
                                     keep=config.train.keep_checkpoints, final_step=n_steps, write=w.is_main)
@@ -132,7 +133,7 @@ def _train_locked(
         summary = _summary(config, trainer, final[0] if final else _final_record(metrics.records(), n_steps))
         if w.is_main:
             save_model(trainer.model, run_dir / MODEL_FILE)
-            write_json(run_dir / SUMMARY_FILE, summary)  # last: marks the run as done
+            write_record(run_dir / SUMMARY_FILE, summary)  # last: marks the run as done
         w.barrier()
     report({"event": "done", **summary})
     return summary
@@ -150,7 +151,7 @@ def check_run_dir(run_dir: Path, config: RunConfig) -> None:
             raise RunDirError(f"{run_dir} is not empty and holds no {CONFIG_FILE}; it is not a run directory: "
                               f"choose another one")
         return
-    stored = _with_defaults(read_json(stored_file))
+    stored = _with_defaults(read_record(stored_file))
     asked = json.loads(json.dumps(to_dict(config)))
     if stored != asked:
         diffs = _differences(stored, asked)
@@ -182,7 +183,7 @@ def init_from_weights(config: RunConfig, dataset: PreparedDataset) -> dict[str, 
     if not (source / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"init_from: {source} is not a run directory (no {CONFIG_FILE}); give the directory "
                                 f"of the run to fine-tune from")
-    source_config = load_json(RunConfig, source / CONFIG_FILE)
+    source_config = read_config(RunConfig, source / CONFIG_FILE)
     # Before the weights: a different tokenizer or context is the cause of a shape mismatch, and a tokenizer
     # of the same size is invisible to the shapes.
     _check_same_data_shape(source, Path(source_config.dataset), dataset)
@@ -212,7 +213,7 @@ def reference_models(config: RunConfig, dataset: PreparedDataset, device: torch.
         if not (source / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"interventions: reference {source} is not a run directory (no {CONFIG_FILE}); "
                                     f"give the directory of a finished run")
-        _check_same_data_shape(source, Path(load_json(RunConfig, source / CONFIG_FILE).dataset), dataset, "reference")
+        _check_same_data_shape(source, Path(read_config(RunConfig, source / CONFIG_FILE).dataset), dataset, "reference")
         try:
             model = load_model(_weights_path(source, "final"), expected=expected, device=device)
         except CheckpointMismatchError as exc:
@@ -309,7 +310,7 @@ class LoadedRun:
     def summary(self) -> dict[str, Any] | None:
         """The final summary, or ``None`` while the run is unfinished."""
         path = self.run_dir / SUMMARY_FILE
-        return read_json(path) if path.is_file() else None
+        return read_record(path) if path.is_file() else None
 
 
 def load_run(run_dir: Path, *, device: str | torch.device = "cpu", checkpoint: str = "final") -> LoadedRun:
@@ -323,7 +324,7 @@ def load_run(run_dir: Path, *, device: str | torch.device = "cpu", checkpoint: s
         raise FileNotFoundError(
             f"{run_dir} is not a run directory (no {CONFIG_FILE}); train one with 'repeatlab train'"
         )
-    config = load_json(RunConfig, run_dir / CONFIG_FILE)
+    config = read_config(RunConfig, run_dir / CONFIG_FILE)
     dataset = load_prepared(config.dataset)
     mixture = load_mixture(config.mixture, dataset)
     expected = model_shape(config.model, dataset)

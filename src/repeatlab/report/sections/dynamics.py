@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 
-from repeatlab.io import read_json
 from repeatlab.layout import FINETUNE_FILE
+from repeatlab.records import read_record
 from repeatlab.report.analysis import Analysis
 from repeatlab.report.load import RunRecord
 from repeatlab.report.model import Section, Table, format_count, format_epochs, format_fraction, format_multiplier
@@ -206,8 +206,7 @@ def read_finetune(path: Path) -> dict[str, Any] | None:
     """``finetune.json`` of a sweep (in ``finetune/``) or of a stage directory itself, if there is one."""
     for candidate in (path / "finetune" / FINETUNE_FILE, path / FINETUNE_FILE):
         if candidate.is_file():
-            data = read_json(candidate)
-            return data if isinstance(data, dict) else None
+            return read_record(candidate)
     return None
 
 

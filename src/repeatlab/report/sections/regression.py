@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from repeatlab.report.analysis import Analysis
-from repeatlab.report.load import RunRecord, probe_column
+from repeatlab.records import probe_column
+from repeatlab.report.load import RunRecord
 from repeatlab.report.model import Section, Table, format_epochs
 from repeatlab.report.plotting import encode, new_figure, plain_log_axis, size_colors, style
 
