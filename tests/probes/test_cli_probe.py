@@ -16,9 +16,9 @@ from repeatlab.data.prepared import PreparedDataset
 from repeatlab.io import write_json
 from repeatlab.layout import PROBES_FILE
 from repeatlab.models.gpt import GPT
-from repeatlab.records import SCHEMAS
 from repeatlab.models.sizes import model_config
 from repeatlab.models.weights import save_model
+from repeatlab.records import SCHEMAS
 from repeatlab.train.config import RunConfig
 
 runner = CliRunner()
