@@ -25,7 +25,7 @@ The protocol (fixed before any run of the grid was trained; docs/testbeds.md has
   ratio and cosines on the 2,048 test sequences, as for GD); and, asking which algorithm the model *is*, K steps of
   plain GD with K free step sizes and K steps of GD++ with 2K, each fitted to the model's own predictions on 1,024
   tuning sequences, then compared with the model on the test sequences (prediction cosine, and the residual
-  ``|model - fit| / |model|``).
+  ``|model - fit| / |fit|``).
 
     python experiments/regression_gd.py runs/regression tune        # 9 runs
     python experiments/regression_gd.py runs/regression grid        # 12 runs, then the tables
