@@ -145,7 +145,7 @@ SUMMARY_COLUMNS = ("test_loss", "repeated_loss", "train_loss", "wall_time_s", "t
                    "device")
 """``summary.json`` values copied to the row under their own names."""
 POINT_COLUMNS = ("kind", "model", "repeated_fraction", "repeated_epochs", "unique_tokens", "total_tokens", "seed",
-                 "data_variant")
+                 "data_variant", "train_variant")
 """Grid-point fields of ``sweep_run.json`` (``spec.point``) that are results columns."""
 MIXTURE_COLUMNS = {"kind": "kind", "total_tokens": "total_tokens", "unique_tokens": "unique_tokens",
                    "repeated_fraction": "repeated_fraction", "repeated_epochs": "repeated_epochs"}

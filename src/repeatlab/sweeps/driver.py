@@ -22,7 +22,8 @@ from repeatlab.io import atomic_write_text, check_output_dir, output_lock
 from repeatlab.layout import CONFIG_FILE, ERROR_FILE, FINETUNE_DIR, SPEC_FILE
 from repeatlab.records import run_status
 from repeatlab.sweeps.backends import Backend, make_backend
-from repeatlab.sweeps.grid import GridConfig, RunPoint, RunSpec, check_workers, expand_grid, grid_to_toml
+from repeatlab.sweeps.grid import (GridConfig, RunPoint, RunSpec, check_workers, expand_grid, grid_to_toml,
+                                   sibling_references)
 from repeatlab.sweeps.prepare import prepare_datasets
 from repeatlab.sweeps.results import collect
 from repeatlab.sweeps.runner import Report, RunOutcome
@@ -109,6 +110,20 @@ def _sort_runs(sweep: SweepDir, specs: dict[str, AnySpec], *,
     return todo, done, failed
 
 
+def dependency_waves(plan: SweepPlan) -> list[list[str]]:
+    """``plan.todo`` in the order references allow: runs that refer to another run still to do (``reference =
+    "@<variant>"``, ``GridConfig.train_variants``) wait for a second wave; one wave when none does. References go
+    one level deep (the grid refuses a reference to a run that has references itself)."""
+    todo = set(plan.todo)
+    waits = {run_id for run_id in plan.todo if set(_references(plan.runs[run_id])) & todo}
+    first, later = [r for r in plan.todo if r not in waits], [r for r in plan.todo if r in waits]
+    return [wave for wave in (first, later) if wave]
+
+
+def _references(spec: Any) -> list[str]:
+    return sibling_references(spec.train) if isinstance(spec, RunSpec) else []
+
+
 def run_sweep(
     grid: GridConfig,
     out: str | Path,
@@ -150,8 +165,8 @@ def run_sweep(
 
         outcomes: list[RunOutcome] = []
         try:
-            if plan.todo:
-                outcomes = runner.run(out, plan.todo, report)
+            for wave in dependency_waves(plan):
+                outcomes += runner.run(out, wave, report)
         except BaseException:
             with contextlib.suppress(Exception):  # keep the table current, but never mask the interruption
                 collect(out)

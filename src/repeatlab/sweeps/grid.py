@@ -9,7 +9,11 @@ Two kinds of grid:
   and E = 1 points are those controls.
 
 Either kind can also range over datasets: ``[data_variants.<name>]`` tables (``repeatlab.sweeps.variants``) each
-replace fields of a synthetic task, and every grid point is run once per variant on that variant's dataset.
+replace fields of a synthetic task, and every grid point is run once per variant on that variant's dataset; and
+over training settings: ``[train_variants.<name>]`` tables each replace optimiser/training fields (an intervention
+during training, say), and every point is run once per variant. An intervention of mode ``reference`` may name
+``reference = "@<variant>"``: the run of the same point and seed trained with that variant (Singh et al. 2024's
+clamping to what the same seed's baseline computes), which the sweep trains first.
 
 A run is identified by the hash of its resolved ``RunSpec`` (grid point, data variant, data, optimiser, training
 and probe settings; not where the sweep directory lives), which names its directory.
@@ -114,6 +118,10 @@ class GridConfig:
     """Training settings of every run (``train.seed`` comes from ``seeds``)."""
     size_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-size replacements of optimiser/training fields, e.g. ``[size_overrides.hern-16l.optim] lr = 2e-4``."""
+    train_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The training axis: named replacements of optimiser/training fields applied after ``size_overrides``, e.g.
+    ``[train_variants.clamp-A.train] interventions = [...]``; every grid point runs once per variant (empty: once).
+    An intervention's ``reference = "@<variant>"`` is the same point's run with that variant."""
     probes: ProbeConfig | None = None
     """Probes run on each finished model (a ``[probes]`` table, empty for the defaults); none when absent."""
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -151,6 +159,22 @@ class GridConfig:
         variant_datasets(self.data, self.data_variants)  # a bad variant is refused when the grid loads
         if self.train.seed != 0:
             raise RepeatlabError(f"grid.train.seed must be left unset (got {self.train.seed}); list the seeds in grid.seeds")
+        for name, updates in self.train_variants.items():
+            if not _NAME.match(name):
+                raise RepeatlabError(f"grid.train_variants: {name!r} must be letters, digits and _.- (it is part of "
+                                     "run labels)")
+            if not isinstance(updates, dict):
+                raise RepeatlabError(f"grid.train_variants.{name} must be a table of optim.* / train.* fields, got "
+                                     f"{updates!r}")
+            training = _training_for(self.optim, self.train, updates, where=f"train_variants.{name}")
+            for target in sibling_references(training.train):
+                if target not in self.train_variants or target == name:
+                    raise RepeatlabError(f"grid.train_variants.{name}: reference '@{target}' must name another of "
+                                         f"the grid's train variants ({', '.join(self.train_variants)})")
+                if sibling_references(_training_for(self.optim, self.train, self.train_variants[target],
+                                                    where=f"train_variants.{target}").train):
+                    raise RepeatlabError(f"grid.train_variants.{name}: its reference '@{target}' refers to another "
+                                         "variant itself; a reference must be a run without references")
         for size, updates in self.size_overrides.items():
             if size not in self.sizes:
                 raise RepeatlabError(f"grid.size_overrides: {size!r} is not one of the grid's sizes ({', '.join(self.sizes)})")
@@ -227,6 +251,8 @@ class RunPoint:
     data_variant: str | None = added_later(None)
     """Name of the data variant the run trains on (``GridConfig.data_variants``); ``None`` for a grid with one
     dataset."""
+    train_variant: str | None = added_later(None)
+    """Name of the training variant (``GridConfig.train_variants``); ``None`` for a grid without one."""
 
     def mixture_spec(self) -> MixtureSpec:
         return MixtureSpec(
@@ -246,7 +272,8 @@ class RunPoint:
         else:
             what = "control"
         data = "" if self.data_variant is None else f" data={self.data_variant}"
-        return f"{self.model} {what} T={self.total_tokens:,} seed={self.seed}{data}"
+        train = "" if self.train_variant is None else f" train={self.train_variant}"
+        return f"{self.model} {what} T={self.total_tokens:,} seed={self.seed}{data}{train}"
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -301,16 +328,43 @@ def grid_points(grid: GridConfig) -> list[RunPoint]:
     return points
 
 
+SIBLING = "@"
+"""Prefix of an intervention ``reference`` naming a train variant (in a grid) or a run id (in a run spec)."""
+
+
+def sibling_references(train: TrainConfig) -> list[str]:
+    """What the ``@...`` references of ``train``'s interventions name (variants in a grid, run ids in a spec)."""
+    return [item.reference[len(SIBLING):] for item in train.interventions
+            if item.reference is not None and item.reference.startswith(SIBLING)]
+
+
 def expand_grid(grid: GridConfig) -> list[RunSpec]:
-    """One ``RunSpec`` per run, in dispatch order (each data variant's runs together), without duplicates."""
+    """One ``RunSpec`` per run, in dispatch order (each data variant's runs together), without duplicates. A
+    ``reference = "@<variant>"`` becomes ``"@<run id>"`` of that variant's run of the same point: stable, since a
+    run id does not depend on where the sweep lives."""
     specs: dict[str, RunSpec] = {}
-    for variant, data in grid.datasets.items():
+    variants: dict[str | None, dict[str, Any]] = dict(grid.train_variants) or {None: {}}
+    referring = {v: bool(sibling_references(_training_for(grid.optim, grid.train, u, where="").train))
+                 for v, u in variants.items()}
+    build_order = sorted(variants, key=referring.__getitem__)  # referenced runs first: their ids are needed
+    for data_variant, data in grid.datasets.items():
         for point in grid_points(grid):
-            training = _training_for(grid.optim, grid.train, grid.size_overrides.get(point.model, {}),
-                                     where=f"size_overrides.{point.model}")
-            spec = RunSpec(point=replace(point, data_variant=variant), data=data, optim=training.optim,
-                           train=replace(training.train, seed=point.seed), probes=grid.probes)
-            specs.setdefault(spec.run_id, spec)
+            sized = _training_for(grid.optim, grid.train, grid.size_overrides.get(point.model, {}),
+                                  where=f"size_overrides.{point.model}")
+            by_variant: dict[str | None, RunSpec] = {}
+            for train_variant in build_order:
+                training = _training_for(sized.optim, sized.train, variants[train_variant],
+                                         where=f"train_variants.{train_variant}")
+                interventions = tuple(
+                    replace(item, reference=SIBLING + by_variant[item.reference[len(SIBLING):]].run_id)
+                    if item.reference is not None and item.reference.startswith(SIBLING) else item
+                    for item in training.train.interventions)
+                by_variant[train_variant] = RunSpec(
+                    point=replace(point, data_variant=data_variant, train_variant=train_variant), data=data,
+                    optim=training.optim, train=replace(training.train, seed=point.seed, interventions=interventions),
+                    probes=grid.probes)
+            for train_variant in variants:  # dispatched in the grid's order of variants
+                specs.setdefault(by_variant[train_variant].run_id, by_variant[train_variant])
     return list(specs.values())
 
 

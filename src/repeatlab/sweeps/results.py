@@ -46,8 +46,8 @@ COLUMNS = (
 )
 """The agreed leading columns, in order; extra run facts, ``probe_*`` and law columns follow."""
 EXTRA_COLUMNS = ("label", "tokens", "steps", "tokens_per_s", "unique_tokens_achieved", "device", "data_variant",
-                 "init_from")
-TEXT_COLUMNS = ("error", "device", "data_variant", "init_from")
+                 "train_variant", "init_from")
+TEXT_COLUMNS = ("error", "device", "data_variant", "train_variant", "init_from")
 """Optional text columns, stored as strings even when every run leaves them empty."""
 LAW_METRICS: dict[str, tuple[str, bool]] = {
     "test": ("test_loss", False),
