@@ -2,7 +2,7 @@
 
 The standard library reads TOML but cannot write it; a sweep directory keeps a TOML copy of its
 resolved grid, so this small writer covers what configs hold: scalars, arrays (of arrays) of scalars
-and nested tables. TOML has no null, so keys whose value is ``None`` are left out; ``dumps`` callers
+or of inline tables, and nested tables. TOML has no null, so keys whose value is ``None`` are left out; ``dumps`` callers
 check that the text reads back to the same config.
 """
 
@@ -58,4 +58,6 @@ def _value(value: Any) -> str:
         if any(v is None for v in value):
             raise RepeatlabError(f"TOML arrays cannot hold null: {value!r}")
         return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table: an array's element, such as one of train.interventions
+        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None) + "}"
     raise TypeError(f"cannot write {type(value).__name__} to TOML: {value!r}")
