@@ -4,11 +4,13 @@ recovers known constants from the model's own curves."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from repeatlab.data.classification import ClassificationTask
-from repeatlab.dynamics.induction_model import (InductionConstants, MeasuredCurves, _gradients, _Task,
+from repeatlab.dynamics.induction_model import (InductionConstants, MeasuredCurves, State, _gradients, _Task,
                                                 fit_induction_model, simulate)
 
 
@@ -21,37 +23,47 @@ def task(**fields: object) -> ClassificationTask:
 def test_gradients_match_finite_differences(fields: dict) -> None:
     stats = _Task.of(task(**fields))
     rng = np.random.default_rng(0)
-    point = (0.4, 0.7, 1.3)  # alpha, beta, xi
-    w = rng.normal(size=len(stats.class_probs))
-    *grads, grad_w, _ = _gradients(*point, w, stats)
-
-    def loss(shift: tuple[float, float, float], weights: np.ndarray) -> float:
-        return _gradients(*(x + d for x, d in zip(point, shift)), weights, stats)[4]
-
+    state = State(0.4, 0.7, 1.3, 0.9, rng.normal(size=len(stats.class_probs)))
+    grad, _ = _gradients(state, stats)
     h = 1e-6
-    for i, grad in enumerate(grads):
-        step = tuple(h if j == i else 0.0 for j in range(3))
-        minus = tuple(-x for x in step)
-        assert grad == pytest.approx((loss(step, w) - loss(minus, w)) / (2 * h), rel=1e-5, abs=1e-9), i
-    for k in {0, len(w) - 1}:  # a group of equally frequent classes moves together: scale to one class
-        bump = np.zeros_like(w)
-        bump[k] = h
-        group = (loss((0, 0, 0), w + bump) - loss((0, 0, 0), w - bump)) / (2 * h)
-        assert grad_w[k] == pytest.approx(group * stats.class_probs[k] / stats.class_mass[k], rel=1e-5, abs=1e-9)
+
+    def slope(name: str, k: int | None = None) -> float:
+        def moved(sign: float) -> float:
+            if k is None:
+                return _gradients(replace(state, **{name: getattr(state, name) + sign * h}), stats)[1]
+            bump = np.zeros_like(state.w)
+            bump[k] = sign * h
+            return _gradients(replace(state, w=state.w + bump), stats)[1]
+        return (moved(1.0) - moved(-1.0)) / (2 * h)
+
+    for name in ("alpha", "beta", "xi", "prior"):
+        assert getattr(grad, name) == pytest.approx(slope(name), rel=1e-5, abs=1e-9), name
+    for k in {0, len(state.w) - 1}:  # a group of equally frequent classes moves together: scale to one class
+        assert grad.w[k] == pytest.approx(slope("w", k) * stats.class_probs[k] / stats.class_mass[k], rel=1e-5,
+                                          abs=1e-9)
+
+
+def test_at_initialisation_every_token_is_equally_likely_then_the_labels_are_learned_first() -> None:
+    t = task(n_classes=512, burstiness=2)
+    curves = simulate(t, InductionConstants(lr=0.05, iwl_rate=1.0, xi0=0.01), [0, 200])
+    assert curves.icl_loss[0] == pytest.approx(np.log(t.vocab_size), rel=1e-3)
+    assert curves.prior[1] > 3.0 and curves.icl_loss[1] < np.log(t.n_labels) + 0.3
 
 
 def test_in_context_learning_rises_after_a_plateau() -> None:
     curves = simulate(task(n_classes=4096, burstiness=1), InductionConstants(lr=0.05, iwl_rate=1.0, xi0=0.01),
                       range(0, 3001, 10))
-    start, end = curves.icl_loss[0], curves.icl_loss[-1]
-    assert end < 0.05 * start
+    after_prior = curves.steps >= 200  # the labels are learned first (previous test): the loss is near ln L
+    loss, steps = curves.icl_loss[after_prior], curves.steps[after_prior]
+    start, end = loss[0], loss[-1]
+    assert start == pytest.approx(np.log(32), abs=0.3) and end < 0.05 * start
     window = 20  # 200 steps
-    drops = curves.icl_loss[:-window] - curves.icl_loss[window:]
+    drops = loss[:-window] - loss[window:]
     steepest = int(np.argmax(drops))
-    assert drops[steepest] > 0.6 * (start - end)  # most of the fall happens within 200 of the 3,000 steps
-    assert curves.steps[steepest] >= 400  # after a plateau
+    assert drops[steepest] > 0.6 * (start - end)  # most of the fall happens within 200 of the 2,800 steps
+    assert steps[steepest] >= 400  # after a plateau
     assert min(curves.alpha[-1], curves.beta[-1], curves.xi[-1]) > 1.0  # all three logits formed
-    early = curves.steps < curves.steps[steepest] // 2
+    early = curves.steps < steps[steepest] // 2
     assert curves.xi[early][-1] > 10 * curves.alpha[early][-1]  # the outer logit moves first, the inner last
 
 

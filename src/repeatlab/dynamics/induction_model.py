@@ -12,7 +12,10 @@ equations (we had only the paper's abstract and summary):
   n_pairs - 1`` context pairs);
 * ``alpha``, the previous-token head, the inner logit: each label position attends to its own item with weight
   ``p = e^alpha / (e^alpha + N)``, and the match can only use what that head copied (``beta p``);
-* beside them, in-weights learning: one logit ``w_k`` per class on its fixed label, which competes with the copy.
+* beside them, in-weights learning: one logit ``w_k`` per class on its fixed label, which competes with the copy;
+* and the label prior ``lambda``, a logit shared by the ``L`` label tokens against the rest of the vocabulary: the
+  answer is a label. At initialisation every token is equally likely (loss ``ln V``), and this is learned first,
+  taking the loss to about ``ln L``: the first step of the curriculum, which the nested logits then continue.
 
 ``(beta, xi)`` are the induction head's two parameters; ``alpha`` is what it is built on. Gradient descent on the
 expected cross-entropy at the query (classes drawn by the task's Zipf law; a ``relabel_fraction`` of sequences with
@@ -65,6 +68,8 @@ class _Task:
     class_mass: np.ndarray
     """Total probability of each group (sums to 1): the weights of the expected loss."""
     relabel_fraction: float
+    vocab_size: int
+    """Every token the network can answer (classes, labels, end of text): the label prior's competitors."""
 
     @classmethod
     def of(cls, task: ClassificationTask) -> _Task:
@@ -76,11 +81,32 @@ class _Task:
         ranks = np.arange(1, task.n_classes + 1, dtype=np.float64)
         probs = ranks ** -task.zipf_exponent
         probs, counts = np.unique(probs / probs.sum(), return_counts=True)
-        return cls(task.n_pairs - 1, task.burstiness, task.n_labels, probs, probs * counts, task.relabel_fraction)
+        return cls(task.n_pairs - 1, task.burstiness, task.n_labels, probs, probs * counts, task.relabel_fraction,
+                   task.vocab_size)
 
     @property
     def distractors(self) -> int:
         return self.context_pairs - self.burstiness
+
+    @property
+    def non_labels(self) -> int:
+        return self.vocab_size - self.n_labels
+
+
+@dataclass(frozen=True)
+class State:
+    """The model's parameters (or their gradients): the three nested logits, the label prior and the in-weights
+    logits (one per group of equally frequent classes)."""
+
+    alpha: float
+    beta: float
+    xi: float
+    prior: float
+    w: np.ndarray
+
+    def step(self, grad: State, lr: float, iwl_rate: float) -> State:
+        return State(self.alpha - lr * grad.alpha, self.beta - lr * grad.beta, self.xi - lr * grad.xi,
+                     self.prior - lr * grad.prior, self.w - lr * iwl_rate * grad.w)
 
 
 def _previous_token(alpha: float, task: _Task) -> float:
@@ -88,41 +114,47 @@ def _previous_token(alpha: float, task: _Task) -> float:
     return np.exp(alpha) / (np.exp(alpha) + task.context_pairs)
 
 
-def _copy_logits(alpha: float, beta: float, xi: float, task: _Task) -> tuple[float, float, float, float]:
+def _copy_logits(state: State, task: _Task) -> tuple[float, float, float, float]:
     """``(p, a, u, v)``: previous-token attention, attention on the query's class, the correct label's copy logit
     and each distractor's."""
-    p = _previous_token(alpha, task)
-    match = task.burstiness * np.exp(beta * p)
+    p = _previous_token(state.alpha, task)
+    match = task.burstiness * np.exp(state.beta * p)
     a = match / (match + task.distractors)
-    return p, a, xi * a, xi * (1.0 - a) / task.distractors
+    return p, a, state.xi * a, state.xi * (1.0 - a) / task.distractors
 
 
-def _gradients(alpha: float, beta: float, xi: float, w: np.ndarray, task: _Task,
-               ) -> tuple[float, float, float, np.ndarray, float]:
-    """Gradients of the expected training loss in ``alpha``, ``beta``, ``xi`` and ``w``, and the loss."""
-    prev, a, u, v = _copy_logits(alpha, beta, xi, task)
-    d, p, mass, r = task.distractors, task.class_probs, task.class_mass, task.relabel_fraction
-    # Fixed labels: correct u + w, d distractors v, the rest 0. Relabelled: correct u, w's label, d v, the rest 0.
-    z_fixed = np.exp(u + w) + d * np.exp(v) + (task.n_labels - 1 - d)
-    z_relabel = np.exp(u) + np.exp(w) + d * np.exp(v) + (task.n_labels - 2 - d)
-    loss = float(mass @ ((1 - r) * (np.log(z_fixed) - u - w) + r * (np.log(z_relabel) - u)))
-    correct_fixed, correct_relabel = np.exp(u + w) / z_fixed, np.exp(u) / z_relabel
+def _gradients(state: State, task: _Task) -> tuple[State, float]:
+    """The gradient of the expected training loss at ``state``, and the loss.
+
+    Every label token gets the prior ``lambda`` over the ``V - L`` other tokens of the vocabulary; among the labels,
+    fixed-label sequences give the correct one ``u + w``, the ``d`` distractors ``v`` and the rest 0, relabelled
+    ones the correct label ``u``, the class's fixed (now wrong) label ``w``, the distractors ``v``, the rest 0."""
+    prev, a, u, v = _copy_logits(state, task)
+    d, p, mass, r, w = task.distractors, task.class_probs, task.class_mass, task.relabel_fraction, state.w
+    scale, others = np.exp(state.prior), task.non_labels
+    labels_fixed = np.exp(u + w) + d * np.exp(v) + (task.n_labels - 1 - d)
+    labels_relabel = np.exp(u) + np.exp(w) + d * np.exp(v) + (task.n_labels - 2 - d)
+    z_fixed, z_relabel = scale * labels_fixed + others, scale * labels_relabel + others
+    loss = float(mass @ ((1 - r) * (np.log(z_fixed) - u - w) + r * (np.log(z_relabel) - u))) - state.prior
+    correct_fixed, correct_relabel = scale * np.exp(u + w) / z_fixed, scale * np.exp(u) / z_relabel
     grad_u = float(mass @ ((1 - r) * (correct_fixed - 1) + r * (correct_relabel - 1)))
-    grad_v = float(mass @ ((1 - r) * d * np.exp(v) / z_fixed + r * d * np.exp(v) / z_relabel))
-    grad_w = p * ((1 - r) * (correct_fixed - 1) + r * np.exp(w) / z_relabel)
+    grad_v = float(mass @ (d * scale * np.exp(v) * ((1 - r) / z_fixed + r / z_relabel)))
+    grad_prior = float(mass @ ((1 - r) * scale * labels_fixed / z_fixed + r * scale * labels_relabel / z_relabel)) - 1
+    grad_w = p * ((1 - r) * (correct_fixed - 1) + r * scale * np.exp(w) / z_relabel)
     grad_xi = grad_u * a + grad_v * (1 - a) / d
-    grad_match = xi * a * (1 - a) * (grad_u - grad_v / d)  # d loss / d (beta p)
-    return grad_match * beta * prev * (1 - prev), grad_match * prev, grad_xi, grad_w, loss
+    grad_match = state.xi * a * (1 - a) * (grad_u - grad_v / d)  # d loss / d (beta p)
+    return State(grad_match * state.beta * prev * (1 - prev), grad_match * prev, grad_xi, grad_prior, grad_w), loss
 
 
-def eval_losses(alpha: float, beta: float, xi: float, w: np.ndarray, task: _Task) -> tuple[float, float]:
+def eval_losses(state: State, task: _Task) -> tuple[float, float]:
     """The query's expected cross-entropy on the ``icl`` set (class in context, fresh labels) and the ``iwl`` set
     (class absent, fixed labels: the head spreads ``xi`` over the ``N`` pairs' labels)."""
-    _, _, u, v = _copy_logits(alpha, beta, xi, task)
-    d, mass, n = task.distractors, task.class_mass, task.context_pairs
-    icl = np.log(np.exp(u) + np.exp(w) + d * np.exp(v) + (task.n_labels - 2 - d)) - u
-    iwl = np.log(np.exp(w) + n * np.exp(xi / n) + (task.n_labels - 1 - n)) - w
-    return float(mass @ icl), float(mass @ iwl)
+    _, _, u, v = _copy_logits(state, task)
+    d, mass, n, w = task.distractors, task.class_mass, task.context_pairs, state.w
+    scale, others = np.exp(state.prior), task.non_labels
+    icl = np.log(scale * (np.exp(u) + np.exp(w) + d * np.exp(v) + (task.n_labels - 2 - d)) + others) - u
+    iwl = np.log(scale * (np.exp(w) + n * np.exp(state.xi / n) + (task.n_labels - 1 - n)) + others) - w
+    return float(mass @ icl) - state.prior, float(mass @ iwl) - state.prior
 
 
 @dataclass(frozen=True)
@@ -133,34 +165,33 @@ class ModelCurves:
     alpha: np.ndarray
     beta: np.ndarray
     xi: np.ndarray
+    prior: np.ndarray
     icl_loss: np.ndarray
     iwl_loss: np.ndarray
     train_loss: np.ndarray
 
 
 def simulate(task: ClassificationTask, constants: InductionConstants, steps: Sequence[int]) -> ModelCurves:
-    """Gradient descent from ``alpha = beta = 0``, ``xi = xi0``, ``w = 0``, one model step per training step; the
-    state after ``s`` steps for each ``s`` in ``steps``."""
+    """Gradient descent from ``alpha = beta = lambda = 0``, ``xi = xi0``, ``w = 0`` (every token equally likely,
+    as at initialisation), one model step per training step; the state after ``s`` steps for each ``s`` in
+    ``steps``."""
     stats = _Task.of(task)
     wanted = np.asarray(sorted(set(int(s) for s in steps)), dtype=np.int64)
     if len(wanted) == 0 or wanted[0] < 0:
         raise ValueError(f"steps must be non-negative, got {list(steps)}")
-    alpha, beta, xi, w = 0.0, 0.0, constants.xi0, np.zeros(len(stats.class_probs))
-    rows: dict[str, list[float]] = {name: [] for name in ("alpha", "beta", "xi", "icl", "iwl", "train")}
+    state = State(0.0, 0.0, constants.xi0, 0.0, np.zeros(len(stats.class_probs)))
+    rows: dict[str, list[float]] = {name: [] for name in ("alpha", "beta", "xi", "prior", "icl", "iwl", "train")}
     index = 0
     for step in range(int(wanted[-1]) + 1):
-        grad_alpha, grad_beta, grad_xi, grad_w, loss = _gradients(alpha, beta, xi, w, stats)
+        grad, loss = _gradients(state, stats)
         if step == wanted[index]:
-            icl, iwl = eval_losses(alpha, beta, xi, w, stats)
-            for name, value in zip(rows, (alpha, beta, xi, icl, iwl, loss)):
+            icl, iwl = eval_losses(state, stats)
+            for name, value in zip(rows, (state.alpha, state.beta, state.xi, state.prior, icl, iwl, loss)):
                 rows[name].append(value)
             index += 1
             if index == len(wanted):
                 break
-        alpha -= constants.lr * grad_alpha
-        beta -= constants.lr * grad_beta
-        xi -= constants.lr * grad_xi
-        w = w - constants.lr * constants.iwl_rate * grad_w
+        state = state.step(grad, constants.lr, constants.iwl_rate)
     return ModelCurves(wanted, *(np.asarray(rows[name]) for name in rows))
 
 
