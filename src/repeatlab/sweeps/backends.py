@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from repeatlab.errors import RepeatlabError
-from repeatlab.sweeps.grid import ResourcesConfig
+from repeatlab.sweeps.grid import ResourcesConfig, check_workers
 from repeatlab.sweeps.local import LocalBackend
 from repeatlab.sweeps.ray_backend import RayBackend
 from repeatlab.sweeps.runner import Report, RunOutcome
@@ -44,8 +44,8 @@ def make_backend(name: str, resources: ResourcesConfig, *, workers: int | None =
     """The backend ``name`` for a grid's ``resources`` (``workers``: local processes, or Ray runs in flight)."""
     if name not in BACKENDS:
         raise RepeatlabError(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-    if workers is not None and workers < 1:
-        raise RepeatlabError(f"--workers must be at least 1, got {workers}")
+    if workers is not None:
+        check_workers("--workers", workers)
     return BACKENDS[name](resources, workers, address)
 
 

@@ -22,7 +22,7 @@ from repeatlab.io import atomic_write_text, check_output_dir, output_lock
 from repeatlab.layout import CONFIG_FILE, ERROR_FILE, FINETUNE_DIR, SPEC_FILE
 from repeatlab.records import run_status
 from repeatlab.sweeps.backends import Backend, make_backend
-from repeatlab.sweeps.grid import (GridConfig, RunPoint, RunSpec, check_workers, expand_grid, grid_to_toml,
+from repeatlab.sweeps.grid import (GridConfig, RunPoint, RunSpec, expand_grid, grid_to_toml,
                                    sibling_references)
 from repeatlab.sweeps.prepare import prepare_datasets
 from repeatlab.sweeps.results import collect
@@ -143,8 +143,6 @@ def run_sweep(
         progress: receives ``{"event": "plan" | "start" | "finish" | "retry" | "message" | "collect", ...}``.
     """
     say = progress or (lambda _event: None)
-    if workers is not None:
-        check_workers("--workers", workers)
     runner = make_backend(backend, grid.resources, workers=workers, address=address)
     out = Path(out)
     check_output_dir(out)
