@@ -164,7 +164,7 @@ def test_sweep_run_json_records_the_grid_point(finished: SweepDir) -> None:
         stored = json.loads((finished.run_dir(run_id) / SPEC_FILE).read_text())
         assert stored["run_id"] == run_id
         assert set(stored["spec"]["point"]) == {"kind", "model", "total_tokens", "repeated_fraction",
-                                               "repeated_epochs", "unique_tokens", "seed", "data_variant"}
+                                               "repeated_epochs", "unique_tokens", "seed", "data_variant", "train_variant"}
         assert stored["spec"]["point"]["data_variant"] is None  # a grid with one dataset
 
 
