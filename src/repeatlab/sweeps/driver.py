@@ -22,12 +22,12 @@ from repeatlab.io import atomic_write_text, check_output_dir, output_lock
 from repeatlab.layout import CONFIG_FILE, ERROR_FILE, FINETUNE_DIR, SPEC_FILE
 from repeatlab.records import run_status
 from repeatlab.sweeps.backends import Backend, make_backend
-from repeatlab.sweeps.grid import (GridConfig, RunPoint, RunSpec, expand_grid, grid_to_toml,
-                                   sibling_references)
+from repeatlab.sweeps.grid import GridConfig, RunPoint, RunSpec, expand_grid, grid_to_toml
 from repeatlab.sweeps.prepare import prepare_datasets
 from repeatlab.sweeps.results import collect
 from repeatlab.sweeps.runner import Report, RunOutcome
 from repeatlab.sweeps.state import AnySpec, ConfigRunSpec, SweepDir, assign_run_ids, write_spec
+from repeatlab.sweeps.variants import sibling_references
 from repeatlab.train.run import check_run_dir
 
 COLLECT_EVERY_S = 60.0

@@ -42,7 +42,7 @@ from repeatlab.models.sizes import SIZES
 from repeatlab.probes.config import ProbeConfig
 from repeatlab.probes.suite import check_lengths
 from repeatlab.sweeps import toml_out
-from repeatlab.sweeps.variants import variant_datasets
+from repeatlab.sweeps.variants import SIBLING, check_train_variants, sibling_references, variant_datasets, with_siblings
 from repeatlab.train.config import OptimConfig, RunConfig, TrainConfig
 
 GridKind = Literal["repeated", "data_constrained"]
@@ -159,22 +159,12 @@ class GridConfig:
         variant_datasets(self.data, self.data_variants)  # a bad variant is refused when the grid loads
         if self.train.seed != 0:
             raise RepeatlabError(f"grid.train.seed must be left unset (got {self.train.seed}); list the seeds in grid.seeds")
-        for name, updates in self.train_variants.items():
+        for name in self.train_variants:
             if not _NAME.match(name):
                 raise RepeatlabError(f"grid.train_variants: {name!r} must be letters, digits and _.- (it is part of "
                                      "run labels)")
-            if not isinstance(updates, dict):
-                raise RepeatlabError(f"grid.train_variants.{name} must be a table of optim.* / train.* fields, got "
-                                     f"{updates!r}")
-            training = _training_for(self.optim, self.train, updates, where=f"train_variants.{name}")
-            for target in sibling_references(training.train):
-                if target not in self.train_variants or target == name:
-                    raise RepeatlabError(f"grid.train_variants.{name}: reference '@{target}' must name another of "
-                                         f"the grid's train variants ({', '.join(self.train_variants)})")
-                if sibling_references(_training_for(self.optim, self.train, self.train_variants[target],
-                                                    where=f"train_variants.{target}").train):
-                    raise RepeatlabError(f"grid.train_variants.{name}: its reference '@{target}' refers to another "
-                                         "variant itself; a reference must be a run without references")
+        check_train_variants(self.train_variants, lambda name: _training_for(
+            self.optim, self.train, self.train_variants[name], where=f"train_variants.{name}").train)
         for size, updates in self.size_overrides.items():
             if size not in self.sizes:
                 raise RepeatlabError(f"grid.size_overrides: {size!r} is not one of the grid's sizes ({', '.join(self.sizes)})")
@@ -328,16 +318,6 @@ def grid_points(grid: GridConfig) -> list[RunPoint]:
     return points
 
 
-SIBLING = "@"
-"""Prefix of an intervention ``reference`` naming a train variant (in a grid) or a run id (in a run spec)."""
-
-
-def sibling_references(train: TrainConfig) -> list[str]:
-    """What the ``@...`` references of ``train``'s interventions name (variants in a grid, run ids in a spec)."""
-    return [item.reference[len(SIBLING):] for item in train.interventions
-            if item.reference is not None and item.reference.startswith(SIBLING)]
-
-
 def expand_grid(grid: GridConfig) -> list[RunSpec]:
     """One ``RunSpec`` per run, in dispatch order (each data variant's runs together), without duplicates. A
     ``reference = "@<variant>"`` becomes ``"@<run id>"`` of that variant's run of the same point: stable, since a
@@ -355,14 +335,10 @@ def expand_grid(grid: GridConfig) -> list[RunSpec]:
             for train_variant in build_order:
                 training = _training_for(sized.optim, sized.train, variants[train_variant],
                                          where=f"train_variants.{train_variant}")
-                interventions = tuple(
-                    replace(item, reference=SIBLING + by_variant[item.reference[len(SIBLING):]].run_id)
-                    if item.reference is not None and item.reference.startswith(SIBLING) else item
-                    for item in training.train.interventions)
+                train = with_siblings(training.train, lambda name: SIBLING + by_variant[name].run_id)
                 by_variant[train_variant] = RunSpec(
                     point=replace(point, data_variant=data_variant, train_variant=train_variant), data=data,
-                    optim=training.optim, train=replace(training.train, seed=point.seed, interventions=interventions),
-                    probes=grid.probes)
+                    optim=training.optim, train=replace(train, seed=point.seed), probes=grid.probes)
             for train_variant in variants:  # dispatched in the grid's order of variants
                 specs.setdefault(by_variant[train_variant].run_id, by_variant[train_variant])
     return list(specs.values())

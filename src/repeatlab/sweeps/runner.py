@@ -28,8 +28,9 @@ from repeatlab.io import output_lock, write_json
 from repeatlab.layout import CONFIG_FILE, ERROR_FILE, PROBES_FILE, SUMMARY_FILE
 from repeatlab.probes.suite import run_probes
 from repeatlab.records import RunStatus, is_done, read_config, read_record, write_record
-from repeatlab.sweeps.grid import SIBLING, RunSpec
+from repeatlab.sweeps.grid import RunSpec
 from repeatlab.sweeps.state import AnySpec, ConfigRunSpec, SweepDir, heartbeat, read_spec, record_attempt
+from repeatlab.sweeps.variants import with_siblings
 from repeatlab.train.config import RunConfig
 from repeatlab.train.run import load_run
 
@@ -111,11 +112,8 @@ def run_config(sweep: SweepDir, spec: AnySpec) -> RunConfig:
     if isinstance(spec, ConfigRunSpec):
         return spec.config
     config = spec.run_config(sweep.dataset_dir(spec.point.data_variant), ensure_mixture(sweep, spec))
-    interventions = tuple(  # "@<run id>": a sibling run of this sweep (GridConfig.train_variants)
-        replace(item, reference=str(sweep.run_dir(item.reference[len(SIBLING):])))
-        if item.reference is not None and item.reference.startswith(SIBLING) else item
-        for item in config.train.interventions)
-    return replace(config, train=replace(config.train, interventions=interventions))
+    # "@<run id>": a sibling run of this sweep (GridConfig.train_variants)
+    return replace(config, train=with_siblings(config.train, lambda run_id: str(sweep.run_dir(run_id))))
 
 
 def ensure_mixture(sweep: SweepDir, spec: RunSpec) -> Path:
