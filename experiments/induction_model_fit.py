@@ -29,7 +29,7 @@ import numpy as np
 
 from repeatlab.config import from_dict
 from repeatlab.data.classification import TASK_KIND, ClassificationTask
-from repeatlab.dynamics.induction_model import InductionFit, MeasuredCurves, fit_induction_model, simulate
+from repeatlab.dynamics.induction_model import InductionFit, MeasuredCurves, fit_induction_model, r_squared, simulate
 
 ICL_LOSS, IWL_LOSS = "classification.icl_loss", "classification.iwl_loss"
 ICL_ACCURACY, IWL_ACCURACY = "classification.icl_accuracy", "classification.iwl_accuracy"
@@ -62,11 +62,6 @@ def measured(cell: dict) -> MeasuredCurves:
                           np.mean([s[IWL_LOSS] for s in seeds], axis=0))
 
 
-def r2(run: MeasuredCurves, icl: np.ndarray, iwl: np.ndarray) -> float:
-    observed, modelled = np.concatenate([run.icl_loss, run.iwl_loss]), np.concatenate([icl, iwl])
-    return 1.0 - float(np.sum((observed - modelled) ** 2) / np.sum((observed - observed.mean()) ** 2))
-
-
 def first_below(steps: np.ndarray, loss: np.ndarray, level: float) -> int | None:
     hits = np.nonzero(loss < level)[0]
     return int(steps[hits[0]]) if len(hits) else None
@@ -78,8 +73,8 @@ def text(step: int | None) -> str:
 
 def report(cells: dict[str, dict], fit: InductionFit, held_out: dict[str, float]) -> None:
     c = fit.constants
-    print(f"Fitted on all four cells: lr {c.lr:.4g}, in-weights rate {c.iwl_rate:.4g}, initial copy {c.xi0:.3g}; "
-          f"RMSE {fit.rmse:.3f} nats.\n")
+    print(f"Fitted on all four cells: lr {c.lr:.4g}, in-weights rate {c.iwl_rate:.4g}, initial copy {c.xi0:.3g} "
+          f"(at the search bounds: {', '.join(fit.at_bounds) or 'none'}); RMSE {fit.rmse:.3f} nats.\n")
     print("| cell | R^2 (fitted on all) | R^2 (held out) | model: final icl / iwl loss | network: final icl / iwl "
           "loss | winner, model / network | icl loss < ln 2 at step: model / seeds |")
     print("|" + "---|" * 7)
@@ -129,8 +124,9 @@ def main() -> None:
     for name, run in runs.items():
         others = fit_induction_model([r for n, r in runs.items() if n != name], starts=STARTS)
         predicted = simulate(run.task, others.constants, run.steps)
-        held_out[name] = r2(run, predicted.icl_loss, predicted.iwl_loss)
-        print(f"held out {name}: constants {others.constants}, R^2 {held_out[name]:.3f}", flush=True)
+        held_out[name] = r_squared(run, predicted)
+        print(f"held out {name}: constants {others.constants} (at the search bounds: "
+              f"{', '.join(others.at_bounds) or 'none'}), R^2 {held_out[name]:.3f}", flush=True)
     report(cells, fit, held_out)
     if args.figure:
         figure(cells, fit, args.figure)

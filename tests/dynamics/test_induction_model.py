@@ -81,6 +81,6 @@ def test_the_fit_recovers_known_constants() -> None:
     steps = np.arange(0, 401, 20)
     runs = [MeasuredCurves(t, steps, (c := simulate(t, known, steps)).icl_loss, c.iwl_loss) for t in tasks]
     fit = fit_induction_model(runs, starts=[{"lr": 0.3, "iwl_rate": 10.0, "xi0": 0.1}])
-    assert min(fit.r2) > 0.999 and fit.rmse < 0.02
+    assert min(fit.r2) > 0.999 and fit.rmse < 0.02 and fit.at_bounds == ()
     assert fit.constants.lr == pytest.approx(known.lr, rel=0.1)
     assert fit.constants.iwl_rate == pytest.approx(known.iwl_rate, rel=0.2)

@@ -214,6 +214,21 @@ class InductionFit:
     curves: tuple[ModelCurves, ...]
     r2: tuple[float, ...]
     rmse: float
+    at_bounds: tuple[str, ...]
+    """Constants the fit pushed to the edge of its search range (``LOG_BOUNDS``): a sign the model cannot
+    describe the curves with sensible values, rather than a measurement of that constant."""
+
+
+LOG_BOUNDS = (-20.0, 8.0)
+"""Natural-log range the constants are searched in (about 2e-9 to 3e3)."""
+
+
+def r_squared(run: MeasuredCurves, curve: ModelCurves) -> float:
+    """Share of the variance of ``run``'s two loss curves together that ``curve`` explains (can be negative)."""
+    measured = np.concatenate([run.icl_loss, run.iwl_loss])
+    modelled = np.concatenate([curve.icl_loss, curve.iwl_loss])
+    total = float(np.sum((measured - measured.mean()) ** 2))
+    return 1.0 - float(np.sum((measured - modelled) ** 2)) / total if total > 0 else float("nan")
 
 
 def _residuals(constants: InductionConstants, runs: Sequence[MeasuredCurves]) -> tuple[list[ModelCurves], np.ndarray]:
@@ -223,7 +238,7 @@ def _residuals(constants: InductionConstants, runs: Sequence[MeasuredCurves]) ->
 
 
 def _constants(log_params: np.ndarray) -> InductionConstants:
-    lr, iwl_rate, xi0 = np.exp(np.clip(log_params, -20, 8))
+    lr, iwl_rate, xi0 = np.exp(np.clip(log_params, *LOG_BOUNDS))
     return InductionConstants(lr=float(lr), iwl_rate=float(iwl_rate), xi0=float(xi0))
 
 
@@ -249,15 +264,12 @@ def fit_induction_model(runs: Sequence[MeasuredCurves], *, starts: Sequence[Mapp
     assert best is not None
     constants = _constants(best.x)
     curves, residual = _residuals(constants, runs)
-    r2 = []
-    for curve, run in zip(curves, runs):
-        measured = np.concatenate([run.icl_loss, run.iwl_loss])
-        modelled = np.concatenate([curve.icl_loss, curve.iwl_loss])
-        total = float(np.sum((measured - measured.mean()) ** 2))
-        r2.append(1.0 - float(np.sum((measured - modelled) ** 2)) / total if total > 0 else float("nan"))
-    return InductionFit(constants=constants, curves=tuple(curves), r2=tuple(r2),
-                        rmse=float(np.sqrt(np.mean(residual ** 2))))
+    edge = [name for name, value in zip(("lr", "iwl_rate", "xi0"), best.x)
+            if not LOG_BOUNDS[0] + 1e-3 < value < LOG_BOUNDS[1] - 1e-3]
+    return InductionFit(constants=constants, curves=tuple(curves),
+                        r2=tuple(r_squared(run, curve) for run, curve in zip(runs, curves)),
+                        rmse=float(np.sqrt(np.mean(residual ** 2))), at_bounds=tuple(edge))
 
 
-__all__ = ["InductionConstants", "InductionFit", "MeasuredCurves", "ModelCurves", "eval_losses",
-           "fit_induction_model", "simulate"]
+__all__ = ["LOG_BOUNDS", "InductionConstants", "InductionFit", "MeasuredCurves", "ModelCurves", "State",
+           "eval_losses", "fit_induction_model", "r_squared", "simulate"]
