@@ -164,7 +164,8 @@ def gdpp_rows(root: Path) -> pd.DataFrame:
             row = {"size": size, "seed": seed, "steps": k}
             row.update({f"tuned_{n}": v for n, v in vars(match_predictor(model, test, predictor(tuned[k]))).items()})
             for name, curvature in (("gd_fit", False), ("gdpp_fit", True)):
-                match = match_predictor(model, test, predictor(tune_gdpp(fit_rows, k, targets=own, curvature=curvature)))
+                fitted = tune_gdpp(fit_rows, k, targets=own, curvature=curvature)
+                match = match_predictor(model, test, predictor(fitted))
                 row[f"{name}_cosine"], row[f"{name}_residual"] = match.prediction_cosine, match.prediction_difference
                 row[f"{name}_sensitivity"] = match.sensitivity_cosine
             rows.append(row)

@@ -23,7 +23,8 @@ def test_without_curvature_steps_it_is_plain_gd() -> None:
 def test_the_query_does_not_leak_its_target() -> None:
     leaked = INPUTS.clone()
     leaked[:, -1, -1] = 0.0
-    assert torch.equal(gdpp_predictions(leaked, (0.5, 0.5), (0.2, 0.0)), gdpp_predictions(INPUTS, (0.5, 0.5), (0.2, 0.0)))
+    steps = ((0.5, 0.5), (0.2, 0.0))
+    assert torch.equal(gdpp_predictions(leaked, *steps), gdpp_predictions(INPUTS, *steps))
 
 
 def test_tuned_gdpp_beats_tuned_gd_over_two_steps_and_equals_it_over_one() -> None:

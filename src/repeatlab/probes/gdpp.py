@@ -93,8 +93,8 @@ def tune_gdpp(rows: Tensor, n_steps: int, *, targets: Tensor | None = None, curv
 
     with torch.enable_grad():
         optimizer.step(closure)
-    candidates = [GDPlusPlus(lrs=tuple(float(v) for v in lrs.detach()), gammas=tuple(float(v) for v in gammas.detach())),
-                  GDPlusPlus(lrs=(start,) * n_steps, gammas=(0.0,) * n_steps)]
+    fitted = GDPlusPlus(lrs=tuple(float(v) for v in lrs.detach()), gammas=tuple(float(v) for v in gammas.detach()))
+    candidates = [fitted, GDPlusPlus(lrs=(start,) * n_steps, gammas=(0.0,) * n_steps)]
     with torch.no_grad():
         losses = [float(loss_of(torch.tensor(c.lrs, dtype=torch.float64), torch.tensor(c.gammas, dtype=torch.float64)))
                   for c in candidates]

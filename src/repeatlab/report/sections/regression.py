@@ -95,8 +95,8 @@ def regression_section(an: Analysis) -> Section | None:
                 continue
             ratios = group[probe_column(LOSS_RATIO)].to_numpy(dtype=np.float64)
             x = positions[setting] + offset
-            ratio_ax.errorbar([x], [ratios.mean()], yerr=[[ratios.mean() - ratios.min()], [ratios.max() - ratios.mean()]],
-                              fmt="o", color=colors[size], ms=4, capsize=2, lw=1)
+            span = [[ratios.mean() - ratios.min()], [ratios.max() - ratios.mean()]]
+            ratio_ax.errorbar([x], [ratios.mean()], yerr=span, fmt="o", color=colors[size], ms=4, capsize=2, lw=1)
             xs.append(x)
             means.append(ratios.mean())
             records = [an.data.runs.get(run_id) for run_id in group["run_id"]]
