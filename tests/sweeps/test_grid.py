@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from repeatlab.config import ConfigError, from_dict, parse_overrides, to_dict
+from repeatlab.data.prepare import PrepareConfig
 from repeatlab.io import atomic_write_text
 from repeatlab.layout import GRID_FILE
 from repeatlab.models.sizes import model_config
+from repeatlab.probes.config import ProbeConfig
+from repeatlab.probes.registry import VECTOR_PROBES
 from repeatlab.sweeps.grid import (
     GridConfig,
     ResourcesConfig,
@@ -185,3 +188,15 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
 def test_unknown_grid_names_list_the_presets() -> None:
     with pytest.raises(FileNotFoundError, match="cpu-tiny"):
         load_grid("no-such-grid")
+
+
+def test_a_regression_grid_checks_the_probes_a_vector_model_runs() -> None:
+    """An empty ``[probes]`` table means every vector probe on regression data (as ``run_probes`` reads it), so
+    the grid's length check must not refuse the token probes' 101-token sequences there; on token data it does."""
+    grid = GridConfig(name="reg", sizes=("lsa-1l",), total_tokens=11 * 64, repeated_fractions=(0.1,),
+                      repeated_epochs=(2,), data=PrepareConfig(source="regression", context=11), probes=ProbeConfig())
+    assert grid.probes.for_inputs(vectors=True).probes == VECTOR_PROBES
+    with pytest.raises(ValueError, match="the induction probe needs sequences of 101 tokens"):
+        GridConfig(name="cls", sizes=("attn-only-min-2l",), total_tokens=17 * 64, repeated_fractions=(0.1,),
+                   repeated_epochs=(2,), data=PrepareConfig(source="classification", context=17),
+                   probes=ProbeConfig())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from repeatlab.config import check_context, check_int, check_seed
 from repeatlab.errors import RepeatlabError
 from repeatlab.probes.ablation import ABLATION_MODES, AblationMode
-from repeatlab.probes.registry import PROBES, TOKEN_PROBES, ProbeName
+from repeatlab.probes.registry import PROBES, TOKEN_PROBES, VECTOR_PROBES, ProbeName
 
 MAX_PROBE_COUNT = 1_000_000
 """The most sequences (or heads) a probe setting may ask for: every one is held in memory at once."""
@@ -108,6 +108,11 @@ class ProbeConfig:
             raise RepeatlabError(
                 f"ProbeConfig.ablation_mode must be one of {list(ABLATION_MODES)}, got {self.ablation_mode!r}"
             )
+
+    def for_inputs(self, *, vectors: bool) -> ProbeConfig:
+        """The probes that run on a model of this kind: the default (every token probe) means every vector probe
+        for a vector model; anything else as given (``run_probes`` refuses a probe of the other kind)."""
+        return replace(self, probes=VECTOR_PROBES) if vectors and self.probes == TOKEN_PROBES else self
 
 
 __all__ = ["ProbeConfig"]

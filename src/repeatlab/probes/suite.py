@@ -8,7 +8,7 @@ called through ``measure``, which the step evaluators of ``repeatlab.dynamics`` 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,7 +26,7 @@ from repeatlab.probes.icl import CopyingResult, IclResult, copying_eval, icl_fro
 from repeatlab.probes.inputs import ProbeInputs, build_inputs, check_lengths, probe_generator
 from repeatlab.probes.memorisation import MemorisationResult, memorisation
 from repeatlab.probes.regression import GDComparison, compare_to_gd
-from repeatlab.probes.registry import PROBES, TOKEN_PROBES, VECTOR_PROBES
+from repeatlab.probes.registry import PROBES, VECTOR_PROBES
 
 N_TOP_HEADS = 5
 INDUCTION_SCORES = ("induction", "previous_token", "duplicate_token")
@@ -161,8 +161,7 @@ def _for_model(model: GPT, config: ProbeConfig) -> ProbeConfig:
     if training_only:
         raise RepeatlabError(f"the {', '.join(training_only)} probe runs only during training (train.probe_metrics "
                              f"= {training_only}); leave it out of the probes of run_probes")
-    if model.vectors and config.probes == TOKEN_PROBES:
-        return replace(config, probes=VECTOR_PROBES)
+    config = config.for_inputs(vectors=model.vectors)
     wrong = sorted(name for name in config.probes if PROBES[name].vectors != model.vectors)
     if wrong and model.vectors:
         raise RepeatlabError(f"the {', '.join(wrong)} probe(s) read tokens and this is a vector model (in-context "

@@ -172,7 +172,8 @@ class GridConfig:
         if self.probes is not None:
             # Every model of the sweep has the data's context: a probe too long for it would fail after training.
             try:
-                check_lengths(self.probes, model_context=self.data.context, data_context=self.data.context)
+                check_lengths(self.probes.for_inputs(vectors=self.data.source == REGRESSION_KIND),
+                              model_context=self.data.context, data_context=self.data.context)
             except ValueError as exc:
                 raise RepeatlabError(f"grid.probes: {exc} (data.context = {self.data.context})") from None
 
