@@ -9,6 +9,7 @@ import pytest
 
 from repeatlab.data.classification import (
     ClassificationTask,
+    classification_tokenizer,
     dataset_task,
     load_eval_sequences,
     write_classification_dataset,
@@ -95,3 +96,34 @@ def test_other_datasets_are_refused_by_name(prepared: PreparedDataset) -> None:
         dataset_task(prepared)
     with pytest.raises(ValueError, match="is not an in-context classification dataset"):
         load_eval_sequences(prepared, "icl")
+
+
+def test_exemplars_vary_items_within_their_class() -> None:
+    """Within-class variation in tokens: each item is one of its class's exemplars, the classes (and so labels
+    and the evaluation sets' logic) are those of the one-exemplar task drawn from the same seed's class draws."""
+    task = ClassificationTask(n_classes=16, n_labels=8, n_pairs=4, burstiness=2, relabel_fraction=0.0,
+                              n_exemplars=3)
+    assert (task.first_label, task.eot_id, task.vocab_size) == (48, 56, 57)
+    rows = task.training_sequences(400, seed=1)
+    items, labels = task.pairs(rows)
+    assert rows[:, task.item_positions].max() < task.first_label and (items < task.n_classes).all()
+    assert (labels == task.class_labels[items]).all()  # no relabelling: every label is its class's
+    exemplars = rows[:, task.item_positions] % task.n_exemplars
+    assert set(np.unique(exemplars)) == {0, 1, 2}
+    icl = task.eval_sequences("icl", 200, seed=2)
+    query_class = task.pairs(icl)[0][:, -1]
+    assert ((task.pairs(icl)[0][:, :-1] == query_class[:, None]).sum(axis=1) >= task.burstiness).all()
+    same_token = (icl[:, task.item_positions][:, :-1] == icl[:, task.query_position][:, None]).any(axis=1)
+    assert 0 < same_token.mean() < 1  # the query's class is in context, its exact token only sometimes
+    by_class = task.by_class(icl)
+    assert (by_class[:, task.item_positions] == task.pairs(icl)[0]).all()
+    assert classification_tokenizer(task).decode([4, 48]) == "c1.1 l0"
+
+
+def test_one_exemplar_is_the_task_as_before() -> None:
+    """``n_exemplars = 1`` draws nothing more, so the one-token-per-class task keeps its datasets (and, left out of
+    run ids at its default, its runs: tests/sweeps/test_grid.py)."""
+    task = ClassificationTask(n_classes=16, n_labels=8, n_pairs=4)
+    rows = task.training_sequences(50, seed=3)
+    assert task.first_label == task.n_classes and task.by_class(rows) is rows
+    assert (task.pairs(rows)[0] == rows[:, task.item_positions]).all()

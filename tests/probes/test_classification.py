@@ -96,3 +96,23 @@ def test_pair_scores_separate_weights_from_context() -> None:
     # Each oracle is near chance on the other's pairs: fresh labels agree with the fixed map 1 time in 8, and
     # "label 0" is right at first occurrences for the classes whose fixed label is 0.
     assert weights["icl_repeat"] < 0.3 and context["iwl_first"] < 0.3
+
+
+def test_with_exemplars_the_induction_target_is_the_label_after_an_item_of_the_same_class() -> None:
+    """With several exemplars per class the query's exact token is often absent from the context; the induction
+    target is then the label after an earlier item of its class (uniform attention scores their share)."""
+    task = ClassificationTask(n_classes=64, n_labels=8, n_pairs=6, burstiness=2, seed=1, n_exemplars=4)
+    torch.manual_seed(0)
+    gpt = GPT(model_config("cpu-2l-24", vocab_size=task.vocab_size, context=task.context)).eval()
+    with torch.no_grad():
+        for block in gpt.blocks:
+            block.attn.c_attn.weight[: 2 * gpt.config.d_model].zero_()
+            block.attn.c_attn.bias.zero_()
+    icl = torch.from_numpy(task.eval_sequences("icl", 64, seed=2))
+    position = task.query_position
+    exact = induction_pattern(icl[:, : position + 1])[:, position].sum(-1)
+    assert (exact == 0).any()  # some queries' own token is not in the context
+    by_class = induction_pattern(task.by_class(icl[:, : position + 1]))[:, position].sum(-1)
+    assert (by_class >= task.burstiness).all()
+    expected = by_class.double().mean() / (position + 1)
+    assert torch.allclose(query_induction_scores(gpt, icl, task), torch.full((2, 2), float(expected)), atol=1e-6)

@@ -200,3 +200,11 @@ def test_a_regression_grid_checks_the_probes_a_vector_model_runs() -> None:
         GridConfig(name="cls", sizes=("attn-only-min-2l",), total_tokens=17 * 64, repeated_fractions=(0.1,),
                    repeated_epochs=(2,), data=PrepareConfig(source="classification", context=17),
                    probes=ProbeConfig())
+
+
+def test_fields_added_later_keep_the_run_ids_of_existing_sweeps() -> None:
+    """ClassificationTask.n_exemplars, RunPoint.train_variant and GridConfig.train_variants came after these runs
+    existed: at their defaults they leave the ids alone (the first two testbed-phase runs, read off a sweep of the
+    preset run before they were added), so finished sweeps are reused rather than retrained."""
+    run_ids = [spec.run_id for spec in expand_grid(load_grid("testbed-phase"))]
+    assert run_ids[:2] == ["df10f9a46cb0", "c0b2da24506c"]

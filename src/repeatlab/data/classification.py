@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from tokenizers import Tokenizer, models
 
+from repeatlab.config import added_later
 from repeatlab.data.prepared import META_FILE, TOKENIZER_FILE, PreparedDataset, n_sequences_for
 from repeatlab.data.tokens import EOT, TextTokenizer
 from repeatlab.errors import RepeatlabError
@@ -84,6 +85,11 @@ class ClassificationTask:
     """Held-out sequences of the training distribution (test loss)."""
     n_eval_sequences: int = 512
     """Sequences in each evaluation set (``icl``, ``iwl``)."""
+    n_exemplars: int = added_later(1)
+    """Within-class variation, in tokens: each class has this many exemplar item tokens and every item is one of
+    its class's exemplars drawn uniformly (Reddy's Gaussian within-class noise has no token equivalent; this
+    makes in-weights learning learn ``n_exemplars`` tokens per class, and in-context learning match classes rather
+    than tokens). 1: one token per class, the task as before."""
 
     def __post_init__(self) -> None:
         for name in ("n_train_sequences", "n_test_sequences", "n_eval_sequences"):
@@ -102,6 +108,8 @@ class ClassificationTask:
                              "so that a context can leave the query's class out (the iwl set)")
         if not self.zipf_exponent >= 0:
             raise RepeatlabError(f"ClassificationTask.zipf_exponent must be >= 0, got {self.zipf_exponent!r}")
+        if not isinstance(self.n_exemplars, int) or isinstance(self.n_exemplars, bool) or self.n_exemplars < 1:
+            raise RepeatlabError(f"ClassificationTask.n_exemplars must be a positive integer, got {self.n_exemplars!r}")
         if not 0.0 <= self.relabel_fraction <= 1.0:
             raise RepeatlabError(f"ClassificationTask.relabel_fraction must be in [0, 1], got {self.relabel_fraction!r}")
 
@@ -111,12 +119,17 @@ class ClassificationTask:
         return 2 * self.n_pairs + 1
 
     @property
+    def first_label(self) -> int:
+        """Token id of label 0: the item tokens (``n_classes * n_exemplars`` of them) come first."""
+        return self.n_classes * self.n_exemplars
+
+    @property
     def eot_id(self) -> int:
-        return self.n_classes + self.n_labels
+        return self.first_label + self.n_labels
 
     @property
     def vocab_size(self) -> int:
-        return self.n_classes + self.n_labels + 1
+        return self.eot_id + 1
 
     @property
     def item_positions(self) -> slice:
@@ -130,7 +143,17 @@ class ClassificationTask:
     def pairs(self, tokens: ArrayT) -> tuple[ArrayT, ArrayT]:
         """Items ``[..., n_pairs]`` (class ids) and 0-based labels ``[..., n_pairs]`` of token rows (numpy or
         torch)."""
-        return tokens[..., self.item_positions], tokens[..., self.label_positions] - self.n_classes
+        items, labels = tokens[..., self.item_positions], tokens[..., self.label_positions]
+        return items // self.n_exemplars, labels - self.first_label
+
+    def by_class(self, tokens: ArrayT) -> ArrayT:
+        """Token rows with each item exemplar replaced by its class id (labels untouched: their ids are above every
+        class id), so token-matching patterns match classes."""
+        if self.n_exemplars == 1:
+            return tokens
+        out = tokens.clone() if hasattr(tokens, "clone") else tokens.copy()
+        out[..., self.item_positions] //= self.n_exemplars
+        return out
 
     @property
     def query_position(self) -> int:
@@ -171,11 +194,13 @@ class ClassificationTask:
         per_class = rng.integers(0, self.n_labels, (len(items), self.n_classes))
         return np.take_along_axis(per_class, items, axis=1)
 
-    def sequences(self, items: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Token ids ``[n, context]``: the pairs interleaved, then end-of-text."""
+    def sequences(self, items: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Token ids ``[n, context]``: the pairs interleaved (each item one of its class's exemplars, drawn from
+        ``rng``; with one exemplar, nothing is drawn), then end-of-text."""
         tokens = np.empty((len(items), self.context), dtype=np.int64)
-        tokens[:, self.item_positions] = items
-        tokens[:, self.label_positions] = self.n_classes + labels
+        exemplars = rng.integers(0, self.n_exemplars, items.shape) if self.n_exemplars > 1 else 0
+        tokens[:, self.item_positions] = items * self.n_exemplars + exemplars
+        tokens[:, self.label_positions] = self.first_label + labels
         tokens[:, -1] = self.eot_id
         return tokens
 
@@ -186,7 +211,7 @@ class ClassificationTask:
         labels = self.class_labels[items]
         relabel = rng.random(n) < self.relabel_fraction
         labels[relabel] = self.fresh_labels(rng, items[relabel])
-        return self.sequences(items, labels)
+        return self.sequences(items, labels, rng)
 
     def eval_sequences(self, name: str, n: int, seed: int) -> np.ndarray:
         """``[n, context + 1]`` rows of the ``icl`` or ``iwl`` evaluation set (a trailing end-of-text target)."""
@@ -199,7 +224,7 @@ class ClassificationTask:
             labels = self.class_labels[items]
         else:
             raise RepeatlabError(f"unknown evaluation set {name!r}; expected one of {', '.join(EVAL_SETS)}")
-        rows = self.sequences(items, labels)
+        rows = self.sequences(items, labels, rng)
         return np.concatenate([rows, np.full((n, 1), self.eot_id)], axis=1)
 
 
@@ -209,10 +234,12 @@ def eval_file(name: str) -> str:
 
 
 def classification_tokenizer(task: ClassificationTask) -> TextTokenizer:
-    """Word-level tokens ``c0 .. c{K-1}`` (classes), ``l0 .. l{L-1}`` (labels) and end-of-text, so decoded
-    samples read as pairs."""
-    vocab = {f"c{k}": k for k in range(task.n_classes)}
-    vocab |= {f"l{j}": task.n_classes + j for j in range(task.n_labels)} | {EOT: task.eot_id}
+    """Word-level tokens ``c0 .. c{K-1}`` (classes; ``c{k}.{j}`` for exemplar ``j`` of class ``k`` when there are
+    several), ``l0 .. l{L-1}`` (labels) and end-of-text, so decoded samples read as pairs."""
+    m = task.n_exemplars
+    vocab = ({f"c{k}": k for k in range(task.n_classes)} if m == 1 else
+             {f"c{k}.{j}": k * m + j for k in range(task.n_classes) for j in range(m)})
+    vocab |= {f"l{j}": task.first_label + j for j in range(task.n_labels)} | {EOT: task.eot_id}
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=EOT))
     tokenizer.add_special_tokens([EOT])
     return TextTokenizer(tokenizer)

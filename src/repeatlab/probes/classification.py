@@ -55,7 +55,7 @@ def pair_scores(model: GPT, rows: Tensor, task: ClassificationTask, *, batch_siz
     with _evaluating(model) as device:
         for batch in rows.split(batch_size):
             logits = model(batch[:, : task.context - 1].to(device))[:, task.item_positions]  # [b, P, V]
-            guesses.append(logits[..., task.n_classes : task.n_classes + task.n_labels].argmax(-1).cpu())
+            guesses.append(logits[..., task.first_label : task.first_label + task.n_labels].argmax(-1).cpu())
     correct = torch.cat(guesses) == labels  # [n, P]
     first = fixed[:, None] & ~earlier
     repeat = ~fixed[:, None] & earlier
@@ -83,7 +83,7 @@ def _check_rows(rows: Tensor, task: ClassificationTask) -> None:
 def query_score(model: GPT, rows: Tensor, task: ClassificationTask, *, batch_size: int = 256) -> QueryScore:
     """Score the query-label prediction of ``model`` on rows ``[n, context + 1]`` of ``task``."""
     _check_rows(rows, task)
-    position, first_label = task.query_position, task.n_classes
+    position, first_label = task.query_position, task.first_label
     correct, losses = 0, []
     with _evaluating(model) as device:
         for batch in rows.split(batch_size):
@@ -116,7 +116,7 @@ def query_induction_scores(model: GPT, rows: Tensor, task: ClassificationTask, *
     with _evaluating(model) as device, hooks(model, layers):
         for batch in rows.split(batch_size):
             inputs = batch[:, : position + 1].to(device)  # [B, T]
-            query_targets = induction_pattern(inputs)[:, position].float()  # [B, Tk]
+            query_targets = induction_pattern(task.by_class(inputs))[:, position].float()  # [B, Tk] same class
             if not bool((query_targets.sum(-1) > 0).all()):
                 raise RepeatlabError("a row has no earlier copy of its query item; use the task's icl set")
             targets[:] = [query_targets]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from repeatlab.config import to_dict
-from repeatlab.data.prepare import prepare_dataset
+from repeatlab.config import from_dict, to_dict
+from repeatlab.data.prepare import PrepareConfig, prepare_dataset
 from repeatlab.data.prepared import META_FILE, load_prepared
 from repeatlab.errors import RepeatlabError
 from repeatlab.sweeps.grid import GridConfig
@@ -27,7 +27,9 @@ def prepare_datasets(grid: GridConfig, sweep: SweepDir, say: Report) -> None:
         out = sweep.dataset_dir(variant)
         where = "[data]" if variant is None else f"data variant {variant}"
         if (out / META_FILE).is_file():
-            difference = _first_difference(load_prepared(out).meta["config"], to_dict(data))
+            # Read back through the config class first, so a field added since (at its default) is no difference.
+            stored = to_dict(from_dict(PrepareConfig, load_prepared(out).meta["config"]))
+            difference = _first_difference(stored, to_dict(data))
             if difference is not None:
                 key, stored, asked = difference
                 raise RepeatlabError(
