@@ -10,8 +10,9 @@ A sequence is ``n_pairs`` item-label pairs and an end-of-text token, which fills
     x_1 l_1 x_2 l_2 ... x_P l_P <eot>
 
 Items are class tokens ``0 .. n_classes - 1`` drawn from a Zipf distribution over classes (exponent
-``zipf_exponent``: a few frequent classes, a long tail of rare ones); labels are tokens ``n_classes ..
-n_classes + n_labels - 1``. Every class has a fixed label (the class-label map, drawn once from ``seed``), which a
+``zipf_exponent``: a few frequent classes, a long tail of rare ones), or, with ``n_exemplars = M > 1``, one of
+each class's ``M`` exemplar tokens ``k M .. k M + M - 1`` (within-class variation); labels are the next
+``n_labels`` tokens (from ``first_label``). Every class has a fixed label (the class-label map, drawn once from ``seed``), which a
 model can learn *in weights*. The last pair is the query; its class also appears ``burstiness`` times among the
 earlier pairs (or more, when the Zipf draw repeats it), so its label can also be read *in context*. In
 ``relabel_fraction`` of the training sequences the labels are drawn afresh for that sequence (the same class
