@@ -30,9 +30,9 @@ import numpy as np
 from repeatlab.config import from_dict
 from repeatlab.data.classification import TASK_KIND, ClassificationTask
 from repeatlab.dynamics.induction_model import InductionFit, MeasuredCurves, fit_induction_model, r_squared, simulate
+from repeatlab.report.sections.dynamics import ICL_ACCURACY, IWL_ACCURACY
 
 ICL_LOSS, IWL_LOSS = "classification.icl_loss", "classification.iwl_loss"
-ICL_ACCURACY, IWL_ACCURACY = "classification.icl_accuracy", "classification.iwl_accuracy"
 FORMED_LOSS = float(np.log(2.0))
 STARTS = [{"lr": lr, "iwl_rate": 30.0, "xi0": 0.1} for lr in (0.01, 0.1)]
 

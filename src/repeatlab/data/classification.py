@@ -167,12 +167,13 @@ class ClassificationTask:
         return np.random.default_rng(self.seed + _LABEL_SEED_OFFSET).integers(0, self.n_labels, self.n_classes)
 
     @cached_property
-    def _class_probabilities(self) -> np.ndarray:
+    def class_probabilities(self) -> np.ndarray:
+        """``[n_classes]`` probability of each class at an item position (the Zipf law of ``zipf_exponent``)."""
         weights = np.arange(1, self.n_classes + 1, dtype=np.float64) ** -self.zipf_exponent
         return weights / weights.sum()
 
     def _classes(self, rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarray:
-        return rng.choice(self.n_classes, size=shape, p=self._class_probabilities)
+        return rng.choice(self.n_classes, size=shape, p=self.class_probabilities)
 
     def items(self, rng: np.random.Generator, n: int, *, query_in_context: bool = True) -> np.ndarray:
         """``[n, n_pairs]`` item classes; the query (last) class is in the context ``burstiness`` times, or never."""

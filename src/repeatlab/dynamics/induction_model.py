@@ -43,6 +43,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from repeatlab.data.classification import ClassificationTask
+from repeatlab.errors import RepeatlabError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,13 +75,11 @@ class _Task:
     @classmethod
     def of(cls, task: ClassificationTask) -> _Task:
         if task.burstiness >= task.n_pairs - 1:
-            raise ValueError(f"the model needs at least one distractor pair: burstiness {task.burstiness} with "
+            raise RepeatlabError(f"the model needs at least one distractor pair: burstiness {task.burstiness} with "
                              f"{task.n_pairs - 1} context pairs")
         if task.n_labels < task.n_pairs + 1:
-            raise ValueError(f"the model needs more labels ({task.n_labels}) than context pairs + 1 ({task.n_pairs})")
-        ranks = np.arange(1, task.n_classes + 1, dtype=np.float64)
-        probs = ranks ** -task.zipf_exponent
-        probs, counts = np.unique(probs / probs.sum(), return_counts=True)
+            raise RepeatlabError(f"the model needs more labels ({task.n_labels}) than context pairs + 1 ({task.n_pairs})")
+        probs, counts = np.unique(task.class_probabilities, return_counts=True)
         return cls(task.n_pairs - 1, task.burstiness, task.n_labels, probs, probs * counts, task.relabel_fraction,
                    task.vocab_size)
 
@@ -178,7 +177,7 @@ def simulate(task: ClassificationTask, constants: InductionConstants, steps: Seq
     stats = _Task.of(task)
     wanted = np.asarray(sorted(set(int(s) for s in steps)), dtype=np.int64)
     if len(wanted) == 0 or wanted[0] < 0:
-        raise ValueError(f"steps must be non-negative, got {list(steps)}")
+        raise RepeatlabError(f"steps must be non-negative, got {list(steps)}")
     state = State(0.0, 0.0, constants.xi0, 0.0, np.zeros(len(stats.class_probs)))
     rows: dict[str, list[float]] = {name: [] for name in ("alpha", "beta", "xi", "prior", "icl", "iwl", "train")}
     index = 0
@@ -247,7 +246,7 @@ def fit_induction_model(runs: Sequence[MeasuredCurves], *, starts: Sequence[Mapp
     """Least-squares fit of ``InductionConstants``, shared by ``runs``, to their ``icl`` and ``iwl`` query losses;
     Nelder-Mead in log space from each start (default: a small grid), the best kept."""
     if not runs:
-        raise ValueError("fit_induction_model needs at least one run")
+        raise RepeatlabError("fit_induction_model needs at least one run")
     grid = starts or [{"lr": lr, "iwl_rate": rate, "xi0": 0.1} for lr in (0.03, 0.3) for rate in (1.0, 30.0)]
 
     def objective(log_params: np.ndarray) -> float:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from repeatlab.data.regression import vector_inputs
-from repeatlab.probes.regression import tune_gd_lr
+from repeatlab.probes.regression import half_mse, tune_gd_lr
 
 LBFGS_ITERATIONS = 100
 
@@ -39,10 +39,6 @@ class GDPlusPlus:
     def __post_init__(self) -> None:
         if not self.lrs or len(self.lrs) != len(self.gammas):
             raise ValueError(f"GD++ needs one lr and one gamma per step, got {self.lrs} and {self.gammas}")
-
-    @property
-    def n_steps(self) -> int:
-        return len(self.lrs)
 
 
 def gdpp_predictions(inputs: Tensor, lrs: Tensor | tuple[float, ...], gammas: Tensor | tuple[float, ...]) -> Tensor:
@@ -96,8 +92,7 @@ def tune_gdpp(rows: Tensor, n_steps: int, *, targets: Tensor | None = None, curv
     fitted = GDPlusPlus(lrs=tuple(float(v) for v in lrs.detach()), gammas=tuple(float(v) for v in gammas.detach()))
     candidates = [fitted, GDPlusPlus(lrs=(start,) * n_steps, gammas=(0.0,) * n_steps)]
     with torch.no_grad():
-        losses = [float(loss_of(torch.tensor(c.lrs, dtype=torch.float64), torch.tensor(c.gammas, dtype=torch.float64)))
-                  for c in candidates]
+        losses = [half_mse(predictor(c)(inputs), goal) for c in candidates]
     return candidates[0] if losses[0] <= losses[1] else candidates[1]  # L-BFGS can step into a diverging region
 
 

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from repeatlab.report.analysis import Analysis
+from repeatlab.data.mixture import unique_control_tokens
 from repeatlab.records import probe_column
+from repeatlab.report.analysis import Analysis
 from repeatlab.report.load import RunRecord
-from repeatlab.report.model import Section, Table, format_epochs
+from repeatlab.report.model import Section, Table, format_count, format_epochs
 from repeatlab.report.plotting import encode, new_figure, plain_log_axis, size_colors, style
 
 LOSS_RATIO = "regression.loss_ratio"
@@ -39,19 +40,24 @@ def regression_rows(an: Analysis) -> pd.DataFrame:
     if column not in frame or not frame[column].notna().any():
         return pd.DataFrame()
     frame = frame[frame[column].notna()].copy()
-    full_length = frame.groupby("model")["total_tokens"].transform("max") if "total_tokens" in frame else None
+    full_length = frame.groupby("model")["total_tokens"].transform("max")
+    fractions = sorted({float(f) for f in frame["repeated_fraction"].fillna(0.0) if f > 0})
     settings, order = [], []
     for index, row in frame.iterrows():
         fraction = float(row.get("repeated_fraction") or 0.0)
+        tokens, full = int(row["total_tokens"]), int(full_length[index])
         if fraction > 0:
             settings.append(f"f={fraction:g} E={format_epochs(row.get('repeated_epochs'))}")
-            order.append((2, fraction, float(row.get("repeated_epochs") or 1)))
-        elif full_length is not None and float(row["total_tokens"]) < float(full_length[index]):
+            order.append((3, fraction, float(row.get("repeated_epochs") or 1)))
+        elif tokens == full:
+            settings.append(CLEAN)
+            order.append((0, 0.0, 0.0))
+        elif any(tokens == unique_control_tokens(full, f) for f in fractions):  # the grid's unique_controls
             settings.append(UNIQUE)
             order.append((1, 0.0, 0.0))
         else:
-            settings.append(CLEAN)
-            order.append((0, 0.0, 0.0))
+            settings.append(f"control T={format_count(tokens)}")
+            order.append((2, float(tokens), 0.0))
     frame["setting"], frame["setting_order"] = settings, order
     return frame
 
